@@ -1,0 +1,47 @@
+// Module dependency rules of ../shared/design/ARCHITECTURE.md ("Modules and who may import whom"),
+// checked mechanically by `npm run lint`. Data flows top to bottom; nothing imports upwards.
+const only = (from, allowed) => ({
+  name: `${from}-imports-only-${allowed.join('-') || 'itself'}`,
+  severity: 'error',
+  comment: `src/${from} may import only ${allowed.length ? allowed.map((a) => 'src/' + a).join(', ') : 'nothing else from src'}`,
+  from: { path: `^src/${from}/` },
+  to: {
+    path: '^src/',
+    pathNot: [`^src/${from}/`, ...allowed.map((a) => `^src/${a}`)],
+  },
+});
+
+module.exports = {
+  forbidden: [
+    only('base', []),
+    only('protocol', ['base']),
+    only('crypto', ['base']),
+    only('auth', ['base', 'protocol', 'crypto']),
+    only('rpc', ['base', 'protocol']),
+    only('log', ['base']),
+    only('objstore', ['base']),
+    only('meta', ['base', 'log']),
+    only('ios', ['base', 'objstore', 'meta']),
+    only('cluster', ['base', 'meta', 'log']),
+    // The server sees the IOS SPI and the metadata service, never a concrete driver or backend.
+    only('server', ['base', 'protocol', 'crypto', 'auth', 'rpc', 'ios/spi', 'meta/service']),
+    {
+      name: 'no-circular',
+      severity: 'error',
+      from: {},
+      to: { circular: true },
+    },
+    {
+      name: 'storage-never-sees-smb',
+      severity: 'error',
+      comment: 'IOS drivers and the object store never see an SMB type (ARCHITECTURE.md)',
+      from: { path: '^src/(ios|objstore)/' },
+      to: { path: '^src/(protocol|server|auth|crypto|rpc)/' },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsConfig: { fileName: 'tsconfig.json' },
+    tsPreCompilationDeps: true,
+  },
+};

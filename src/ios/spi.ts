@@ -1,0 +1,218 @@
+// IOS driver SPI: what the server asks of a storage driver. No SMB type crosses this boundary.
+//
+// Version history (bump IOS_SPI_VERSION on any incompatible change, add a line here):
+//   1 — paths, handles, read/write/flush/truncate, attributes, times, security descriptors,
+//       directory listing by cookie, rename, unlink, statfs.
+//
+// Conventions
+// - Paths are share-relative, components separated by '/', no leading '/', '' is the share root.
+//   The caller has already split, validated and rejected '.', '..', empty components and ':'.
+//   Drivers still re-check: a path never resolves outside the share (no '..', no symlink escape).
+// - Names are matched case-insensitively (Unicode simple case folding via toUpperCase on both
+//   sides), preserving the case they were created with. When two on-disk names fold to the same key
+//   (possible on a POSIX share written by other programs) an exact-case match wins.
+// - Times are Unix nanoseconds (bigint). Sizes and offsets are numbers (< 2^53).
+// - Errors: drivers reject with IosError carrying one of IosErrorCode. Any other rejection is a
+//   driver bug and is answered to clients as an internal error. NTSTATUS mapping happens in exactly
+//   one place on the server side.
+// - Concurrency: calls on one handle may overlap (the server issues concurrent reads and writes);
+//   drivers must not corrupt state when they do. Writes to overlapping ranges complete in an
+//   unspecified order unless the caller serialises them.
+// - Ownership: a Buffer returned by read() belongs to the caller; a Buffer passed to write() may be
+//   read by the driver until the returned promise settles and must not be retained afterwards.
+
+export const IOS_SPI_VERSION = 1;
+
+export type IosErrorCode =
+  | 'ENOENT' // the object or a parent component does not exist
+  | 'ENOTDIR' // a parent component is not a directory, or a directory was required
+  | 'EISDIR' // a file was required but the object is a directory
+  | 'EEXIST' // create-only on an existing name, or rename target exists without replace
+  | 'ENOTEMPTY' // removing a non-empty directory
+  | 'EACCES' // the driver (or the host) refuses the operation
+  | 'EROFS' // the share is read-only
+  | 'ENOSPC' // no space left
+  | 'EINVAL' // invalid argument (bad name, negative size, ...)
+  | 'ENAMETOOLONG'
+  | 'EBUSY' // the object is in use in a way that forbids the operation
+  | 'EIO'; // the store failed
+
+export class IosError extends Error {
+  readonly code: IosErrorCode;
+  constructor(code: IosErrorCode, message: string, options?: { cause?: unknown }) {
+    super(`${code}: ${message}`, options);
+    this.code = code;
+    this.name = 'IosError';
+  }
+}
+
+/** File attribute bits stored with a file (the MS-FSCC 2.6 values; storage treats them as opaque flags). */
+export const FileAttr = {
+  READONLY: 0x1,
+  HIDDEN: 0x2,
+  SYSTEM: 0x4,
+  DIRECTORY: 0x10,
+  ARCHIVE: 0x20,
+  NORMAL: 0x80,
+  TEMPORARY: 0x100,
+  SPARSE_FILE: 0x200,
+  REPARSE_POINT: 0x400,
+  COMPRESSED: 0x800,
+  OFFLINE: 0x1000,
+  NOT_CONTENT_INDEXED: 0x2000,
+  ENCRYPTED: 0x4000,
+} as const;
+
+/** Attribute bits a client may set and that drivers persist. Others are derived. */
+export const FILE_ATTR_SETTABLE =
+  FileAttr.READONLY |
+  FileAttr.HIDDEN |
+  FileAttr.SYSTEM |
+  FileAttr.ARCHIVE |
+  FileAttr.TEMPORARY |
+  FileAttr.NOT_CONTENT_INDEXED |
+  FileAttr.OFFLINE;
+
+export interface FileInfo {
+  /** Stable for the life of the object, unique within the share, never 0. Survives rename and restart. */
+  fileId: bigint;
+  isDirectory: boolean;
+  /** End of file in bytes (0 for directories). */
+  size: number;
+  /** Bytes allocated on the store. */
+  allocationSize: number;
+  creationTimeNs: bigint;
+  lastAccessTimeNs: bigint;
+  lastWriteTimeNs: bigint;
+  changeTimeNs: bigint;
+  /** Persisted attribute bits (FileAttr); DIRECTORY is set for directories by the driver. */
+  attributes: number;
+  /** Hard link count. */
+  links: number;
+}
+
+export interface DirEntry {
+  /** Name as stored (case preserved). */
+  name: string;
+  info: FileInfo;
+}
+
+export interface FsStats {
+  totalBytes: number;
+  freeBytes: number;
+  /** Bytes available to this share's user (may be below freeBytes). */
+  availableBytes: number;
+  /** Allocation unit the store reports (bytes). */
+  blockBytes: number;
+  /** Logical and physical sector sizes the store prefers (bytes). */
+  sectorBytesLogical: number;
+  sectorBytesPhysical: number;
+  /** Stable identifier of the volume (for FileFsVolumeInformation serial number). */
+  volumeSerial: number;
+  /** Driver-chosen label. */
+  label: string;
+  /** Time the volume was created, Unix ns. */
+  createdNs: bigint;
+  /** Longest component name accepted. */
+  nameUnitsMax: number;
+  caseSensitive: boolean;
+  supportsSparse: boolean;
+}
+
+/** How open() treats an existing / missing object. Mirrors create dispositions without SMB names. */
+export type OpenMode =
+  | 'open' // must exist
+  | 'create' // must not exist
+  | 'openOrCreate' // open if it exists, else create
+  | 'truncate' // must exist; truncated to 0
+  | 'truncateOrCreate' // truncate if it exists, else create
+  | 'replace'; // replace if it exists (new attributes), else create
+
+export interface OpenOptions {
+  mode: OpenMode;
+  /** true: must be (or create) a directory; false: must be (or create) a non-directory; undefined: either, create makes a file. */
+  directory?: boolean;
+  /** The handle will be written through (write/truncate/setInfo). */
+  write: boolean;
+  /** Attributes for a created or replaced object (FileAttr bits; others ignored). */
+  attributes?: number;
+  /** Security descriptor (self-relative bytes) for a created object. Opaque to storage. */
+  securityDescriptor?: Buffer;
+  /** Initial allocation hint for a created file (bytes). */
+  allocationSize?: number;
+}
+
+export interface OpenResult {
+  handle: IosHandle;
+  /** What happened: the object existed and was opened, was created, was truncated, or was replaced. */
+  action: 'opened' | 'created' | 'truncated' | 'replaced';
+  /** Path with the stored case of every component. */
+  path: string;
+}
+
+export interface SetInfo {
+  creationTimeNs?: bigint;
+  lastAccessTimeNs?: bigint;
+  lastWriteTimeNs?: bigint;
+  changeTimeNs?: bigint;
+  /** Settable bits (FILE_ATTR_SETTABLE) replace the stored ones; others are ignored. */
+  attributes?: number;
+}
+
+export interface ListPage {
+  entries: DirEntry[];
+  /** Pass back to continue; undefined when the listing is complete. */
+  cookie: string | undefined;
+}
+
+export interface IosHandle {
+  readonly fileId: bigint;
+  readonly isDirectory: boolean;
+  info(): Promise<FileInfo>;
+  /**
+   * Reads up to `length` bytes at `offset`. A shorter buffer means end of file was reached;
+   * an empty buffer means offset >= size.
+   */
+  read(offset: number, length: number): Promise<Buffer>;
+  /** Writes all of `data` at `offset`, extending the file as needed. Resolves with bytes written. */
+  write(offset: number, data: Buffer): Promise<number>;
+  /** Makes everything written through this handle durable. */
+  flush(): Promise<void>;
+  /** Sets end of file (extends with zeros or cuts). */
+  truncate(size: number): Promise<void>;
+  setInfo(change: SetInfo): Promise<void>;
+  /** Stored security descriptor (self-relative bytes) or undefined when none was ever set. */
+  getSecurity(): Promise<Buffer | undefined>;
+  setSecurity(descriptor: Buffer): Promise<void>;
+  /**
+   * Lists a directory handle in a stable order. `cookie` undefined starts from the beginning.
+   * Entries '.' and '..' are not returned (the server synthesises them). At most `max` entries.
+   */
+  list(cookie: string | undefined, max: number): Promise<ListPage>;
+  /** Releases the handle. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface IosShare {
+  /** Resolves a path case-insensitively. Rejects ENOENT/ENOTDIR as described above. */
+  stat(path: string): Promise<{ path: string; info: FileInfo }>;
+  open(path: string, options: OpenOptions): Promise<OpenResult>;
+  /**
+   * Renames `from` to `to` (both share-relative). `replace`: an existing non-directory target is
+   * replaced; otherwise EEXIST. Renaming a directory moves its subtree. A rename that changes only
+   * the case of the last component is allowed.
+   */
+  rename(from: string, to: string, replace: boolean): Promise<void>;
+  /** Removes a file or an empty directory (ENOTEMPTY otherwise). */
+  remove(path: string): Promise<void>;
+  statfs(): Promise<FsStats>;
+  /** Releases resources (caches, metadata stores). */
+  close(): Promise<void>;
+}
+
+export interface IosDriver {
+  readonly name: string;
+  readonly spiVersion: typeof IOS_SPI_VERSION;
+  /** Opens a share rooted at `root` (driver-specific meaning: a directory for posix). */
+  openShare(root: string, options: { readOnly?: boolean }): Promise<IosShare>;
+}
