@@ -1,0 +1,210 @@
+// Configuration: a JSON file and/or command-line flags, validated with messages that name the bad key.
+
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { TesseraError } from '../base/errors.js';
+
+export const CIPHER_NAMES: Record<string, number> = {
+  'AES-128-CCM': 1,
+  'AES-128-GCM': 2,
+  'AES-256-CCM': 3,
+  'AES-256-GCM': 4,
+};
+export const SIGNING_NAMES: Record<string, number> = { 'HMAC-SHA256': 0, 'AES-CMAC': 1, 'AES-GMAC': 2 };
+export const DIALECT_NAMES: Record<string, number> = {
+  '2.0.2': 0x0202,
+  '2.1': 0x0210,
+  '3.0': 0x0300,
+  '3.0.2': 0x0302,
+  '3.1.1': 0x0311,
+};
+
+export interface ShareConfig {
+  name: string;
+  path: string;
+  encrypt: boolean;
+  readOnly: boolean;
+  comment: string;
+}
+
+export interface Config {
+  listen: { host: string; port: number }[];
+  shares: ShareConfig[];
+  /** User store file (NT hashes only). Undefined: only users given with --user (kept in memory). */
+  usersFile: string | undefined;
+  /** Users from --user flags (name, password) — hashed at start, never stored. */
+  inlineUsers: { name: string; password: string }[];
+  encryptRequired: boolean;
+  ciphers: number[];
+  signingRequired: boolean;
+  signingAlgorithms: number[];
+  dialects: number[];
+  guest: boolean;
+  anonymous: boolean;
+  serverName: string;
+  logLevel: string;
+  /** Directory for server state (server GUID). */
+  stateDir: string | undefined;
+}
+
+export function defaultConfig(): Config {
+  return {
+    listen: [],
+    shares: [],
+    usersFile: undefined,
+    inlineUsers: [],
+    encryptRequired: false,
+    ciphers: [CIPHER_NAMES['AES-128-GCM']!, CIPHER_NAMES['AES-128-CCM']!, CIPHER_NAMES['AES-256-GCM']!, CIPHER_NAMES['AES-256-CCM']!],
+    signingRequired: false,
+    signingAlgorithms: [SIGNING_NAMES['AES-GMAC']!, SIGNING_NAMES['AES-CMAC']!, SIGNING_NAMES['HMAC-SHA256']!],
+    dialects: Object.values(DIALECT_NAMES),
+    guest: false,
+    anonymous: false,
+    serverName: 'TESSERA',
+    logLevel: 'info',
+    stateDir: undefined,
+  };
+}
+
+const bad = (key: string, why: string): TesseraError => new TesseraError('TESSERA_CONFIG_INVALID', `config: ${key}: ${why}`);
+
+const SHARE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.$-]{0,79}$/;
+
+export function parseListen(key: string, value: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(value) ?? /^(\d{1,5})$/.exec(value);
+  if (!m) throw bad(key, `"${value}" is not HOST:PORT`);
+  let host = m.length === 3 ? m[1]! : '0.0.0.0';
+  const port = Number(m.length === 3 ? m[2] : m[1]);
+  if (host.startsWith('[')) host = host.slice(1, -1);
+  if (!(port >= 0 && port <= 65535)) throw bad(key, `port ${port} is out of range 0..65535`);
+  return { host, port };
+}
+
+export function parseShare(key: string, value: string, baseDir: string): ShareConfig {
+  const eq = value.indexOf('=');
+  if (eq <= 0 || eq === value.length - 1) throw bad(key, `"${value}" is not NAME=PATH`);
+  const name = value.slice(0, eq);
+  checkShareName(key, name);
+  return { name, path: resolve(baseDir, value.slice(eq + 1)), encrypt: false, readOnly: false, comment: '' };
+}
+
+function checkShareName(key: string, name: string): void {
+  if (!SHARE_NAME.test(name)) throw bad(key, `share name "${name}" must be 1-80 letters, digits, '_', '.', '-' or '$', starting with a letter or digit`);
+  if (name.toUpperCase() === 'IPC$') throw bad(key, 'IPC$ is reserved');
+}
+
+export function parseUser(key: string, value: string): { name: string; password: string } {
+  const colon = value.indexOf(':');
+  if (colon <= 0) throw bad(key, `"${value.replace(/:.*/, ':***')}" is not NAME:PASSWORD`);
+  const password = value.slice(colon + 1);
+  if (password.length === 0) throw bad(key, 'empty password');
+  return { name: value.slice(0, colon), password };
+}
+
+function names(key: string, value: unknown, table: Record<string, number>): number[] {
+  if (!Array.isArray(value) || value.length === 0) throw bad(key, `must be a non-empty list of ${Object.keys(table).join(', ')}`);
+  return value.map((v, i) => {
+    const id = typeof v === 'string' ? table[v.toUpperCase()] ?? table[v] : undefined;
+    if (id === undefined) throw bad(`${key}[${i}]`, `"${String(v)}" is not one of ${Object.keys(table).join(', ')}`);
+    return id;
+  });
+}
+
+export function parseNameList(key: string, value: string, table: Record<string, number>): number[] {
+  return names(key, value.split(',').map((s) => s.trim()).filter(Boolean), table);
+}
+
+const KNOWN_KEYS = new Set([
+  'listen',
+  'shares',
+  'usersFile',
+  'encryption',
+  'signing',
+  'dialects',
+  'guest',
+  'anonymous',
+  'serverName',
+  'logLevel',
+  'stateDir',
+]);
+
+/** Reads and validates a JSON config file; relative paths are resolved against the file's directory. */
+export function loadConfigFile(path: string, into: Config): Config {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new TesseraError('TESSERA_CONFIG_INVALID', `config: cannot read ${path}: ${(err as Error).message}`);
+  }
+  const base = resolve(path, '..');
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad('(top level)', 'must be a JSON object');
+  const o = raw as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!KNOWN_KEYS.has(k)) throw bad(k, `unknown key (known: ${[...KNOWN_KEYS].join(', ')})`);
+  const c = into;
+  if (o.listen !== undefined) {
+    if (!Array.isArray(o.listen)) throw bad('listen', 'must be a list of "HOST:PORT" strings');
+    c.listen = o.listen.map((v, i) => {
+      if (typeof v !== 'string') throw bad(`listen[${i}]`, 'must be a "HOST:PORT" string');
+      return parseListen(`listen[${i}]`, v);
+    });
+  }
+  if (o.shares !== undefined) {
+    if (!Array.isArray(o.shares)) throw bad('shares', 'must be a list of {name, path}');
+    c.shares = o.shares.map((v, i) => {
+      const key = `shares[${i}]`;
+      if (typeof v !== 'object' || v === null) throw bad(key, 'must be an object {name, path}');
+      const s = v as Record<string, unknown>;
+      for (const k of Object.keys(s)) if (!['name', 'path', 'encrypt', 'readOnly', 'comment'].includes(k)) throw bad(`${key}.${k}`, 'unknown key (known: name, path, encrypt, readOnly, comment)');
+      if (typeof s.name !== 'string') throw bad(`${key}.name`, 'must be a string');
+      checkShareName(`${key}.name`, s.name);
+      if (typeof s.path !== 'string' || !s.path) throw bad(`${key}.path`, 'must be a non-empty string');
+      for (const b of ['encrypt', 'readOnly'] as const) if (s[b] !== undefined && typeof s[b] !== 'boolean') throw bad(`${key}.${b}`, 'must be true or false');
+      if (s.comment !== undefined && typeof s.comment !== 'string') throw bad(`${key}.comment`, 'must be a string');
+      return { name: s.name, path: resolve(base, s.path), encrypt: s.encrypt === true, readOnly: s.readOnly === true, comment: (s.comment as string) ?? '' };
+    });
+  }
+  if (o.usersFile !== undefined) {
+    if (typeof o.usersFile !== 'string') throw bad('usersFile', 'must be a path');
+    c.usersFile = resolve(base, o.usersFile);
+  }
+  if (o.encryption !== undefined) {
+    const e = o.encryption as Record<string, unknown>;
+    if (typeof e !== 'object' || e === null) throw bad('encryption', 'must be an object {required, ciphers}');
+    for (const k of Object.keys(e)) if (!['required', 'ciphers'].includes(k)) throw bad(`encryption.${k}`, 'unknown key (known: required, ciphers)');
+    if (e.required !== undefined) {
+      if (typeof e.required !== 'boolean') throw bad('encryption.required', 'must be true or false');
+      c.encryptRequired = e.required;
+    }
+    if (e.ciphers !== undefined) c.ciphers = names('encryption.ciphers', e.ciphers, CIPHER_NAMES);
+  }
+  if (o.signing !== undefined) {
+    const s = o.signing as Record<string, unknown>;
+    if (typeof s !== 'object' || s === null) throw bad('signing', 'must be an object {required, algorithms}');
+    for (const k of Object.keys(s)) if (!['required', 'algorithms'].includes(k)) throw bad(`signing.${k}`, 'unknown key (known: required, algorithms)');
+    if (s.required !== undefined) {
+      if (typeof s.required !== 'boolean') throw bad('signing.required', 'must be true or false');
+      c.signingRequired = s.required;
+    }
+    if (s.algorithms !== undefined) c.signingAlgorithms = names('signing.algorithms', s.algorithms, SIGNING_NAMES);
+  }
+  if (o.dialects !== undefined) c.dialects = names('dialects', o.dialects, DIALECT_NAMES);
+  for (const b of ['guest', 'anonymous'] as const) {
+    if (o[b] !== undefined) {
+      if (typeof o[b] !== 'boolean') throw bad(b, 'must be true or false');
+      c[b] = o[b] as boolean;
+    }
+  }
+  if (o.serverName !== undefined) {
+    if (typeof o.serverName !== 'string' || !/^[A-Za-z0-9-]{1,15}$/.test(o.serverName)) throw bad('serverName', 'must be 1-15 letters, digits or "-" (a NetBIOS name)');
+    c.serverName = o.serverName.toUpperCase();
+  }
+  if (o.logLevel !== undefined) {
+    if (typeof o.logLevel !== 'string' || !['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(o.logLevel)) throw bad('logLevel', 'must be one of fatal, error, warn, info, debug, trace, silent');
+    c.logLevel = o.logLevel;
+  }
+  if (o.stateDir !== undefined) {
+    if (typeof o.stateDir !== 'string') throw bad('stateDir', 'must be a path');
+    c.stateDir = resolve(base, o.stateDir);
+  }
+  return c;
+}

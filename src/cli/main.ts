@@ -1,0 +1,322 @@
+// The `tessera` command. The only place that wires concrete pieces together (ARCHITECTURE.md).
+
+import { mkdirSync, existsSync, readFileSync, writeFileSync, statSync } from 'node:fs';
+import { resolve, join } from 'node:path';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { pino, type Logger } from 'pino';
+import { TesseraError } from '../base/errors.js';
+import { unixNsToFiletime } from '../base/clock.js';
+import { posixDriver } from '../ios/posix/index.js';
+import { FileCredentialStore, MemoryCredentialStore, type CredentialStore } from '../auth/credential-store.js';
+import { Server } from '../server/server.js';
+import type { ShareDef, ServerIdentity } from '../server/state.js';
+import {
+  CIPHER_NAMES,
+  SIGNING_NAMES,
+  defaultConfig,
+  loadConfigFile,
+  parseListen,
+  parseNameList,
+  parseShare,
+  parseUser,
+  type Config,
+} from './config.js';
+
+const USAGE = `usage:
+  tessera serve [--config FILE] [--listen HOST:PORT]... [--share NAME=PATH]... [--user NAME:PASSWORD]...
+                [--users-file FILE] [--encrypt] [--encrypt-share NAME]... [--ciphers LIST] [--signing LIST]
+                [--require-signing] [--guest] [--server-name NAME] [--state-dir DIR] [--log-level LEVEL]
+  tessera serve --default        embedded default: share "vms" from ./data/vms, users in ./data/users.json,
+                                 port 445 (override with --listen); a user is created on first start
+  tessera user add NAME [--users-file FILE]     (reads the password from stdin or asks twice on a terminal)
+  tessera user del NAME [--users-file FILE]
+  tessera user list [--users-file FILE]
+
+  --ciphers   preference order, from ${Object.keys(CIPHER_NAMES).join(',')}
+  --signing   preference order, from ${Object.keys(SIGNING_NAMES).join(',')}
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    if (cmd === 'serve') return await serve(rest);
+    if (cmd === 'user') return await user(rest);
+    if (cmd === 'help' || cmd === '--help' || cmd === '-h' || cmd === undefined) {
+      process.stdout.write(USAGE);
+      return cmd === undefined ? 2 : 0;
+    }
+    process.stderr.write(`tessera: unknown command "${cmd}"\n${USAGE}`);
+    return 2;
+  } catch (err) {
+    if (err instanceof TesseraError) {
+      process.stderr.write(`tessera: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+function takeValue(args: string[], i: number, flag: string): string {
+  const v = args[i + 1];
+  if (v === undefined || v.startsWith('--')) throw new TesseraError('TESSERA_CONFIG_INVALID', `${flag} needs a value`);
+  return v;
+}
+
+interface ServeFlags {
+  config: Config;
+  defaultMode: boolean;
+  encryptShares: string[];
+}
+
+export function parseServeArgs(args: string[], cwd = process.cwd()): ServeFlags {
+  const config = defaultConfig();
+  let defaultMode = false;
+  const encryptShares: string[] = [];
+  // The config file is applied first so flags override it.
+  const ci = args.indexOf('--config');
+  if (ci >= 0) loadConfigFile(resolve(cwd, takeValue(args, ci, '--config')), config);
+  if (args.includes('--default') && ci < 0 && existsSync(resolve(cwd, 'tessera.json'))) {
+    loadConfigFile(resolve(cwd, 'tessera.json'), config);
+  }
+  let flagListen = false;
+  let flagShares = false;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    switch (a) {
+      case '--config':
+        i++;
+        break;
+      case '--default':
+        defaultMode = true;
+        break;
+      case '--listen':
+        if (!flagListen) config.listen = [];
+        flagListen = true;
+        config.listen.push(parseListen('--listen', takeValue(args, i++, a)));
+        break;
+      case '--share':
+        if (!flagShares) config.shares = [];
+        flagShares = true;
+        config.shares.push(parseShare('--share', takeValue(args, i++, a), cwd));
+        break;
+      case '--user':
+        config.inlineUsers.push(parseUser('--user', takeValue(args, i++, a)));
+        break;
+      case '--users-file':
+        config.usersFile = resolve(cwd, takeValue(args, i++, a));
+        break;
+      case '--encrypt':
+        config.encryptRequired = true;
+        break;
+      case '--encrypt-share':
+        encryptShares.push(takeValue(args, i++, a));
+        break;
+      case '--ciphers':
+        config.ciphers = parseNameList('--ciphers', takeValue(args, i++, a), CIPHER_NAMES);
+        break;
+      case '--signing':
+        config.signingAlgorithms = parseNameList('--signing', takeValue(args, i++, a), SIGNING_NAMES);
+        break;
+      case '--require-signing':
+        config.signingRequired = true;
+        break;
+      case '--guest':
+        config.guest = true;
+        break;
+      case '--server-name':
+        config.serverName = takeValue(args, i++, a).toUpperCase();
+        break;
+      case '--state-dir':
+        config.stateDir = resolve(cwd, takeValue(args, i++, a));
+        break;
+      case '--log-level':
+        config.logLevel = takeValue(args, i++, a);
+        break;
+      default:
+        throw new TesseraError('TESSERA_CONFIG_INVALID', `unknown option "${a}"\n${USAGE}`);
+    }
+  }
+  if (defaultMode) {
+    config.stateDir ??= resolve(cwd, 'data');
+    config.usersFile ??= join(config.stateDir, 'users.json');
+    if (config.shares.length === 0) {
+      config.shares.push({ name: 'vms', path: join(config.stateDir, 'vms'), encrypt: false, readOnly: false, comment: 'Tessera default share' });
+    }
+    if (config.listen.length === 0) config.listen.push({ host: '0.0.0.0', port: 445 });
+  }
+  for (const name of encryptShares) {
+    const share = config.shares.find((s) => s.name.toUpperCase() === name.toUpperCase());
+    if (!share) throw new TesseraError('TESSERA_CONFIG_INVALID', `--encrypt-share: no share named "${name}"`);
+    share.encrypt = true;
+  }
+  if (config.listen.length === 0) throw new TesseraError('TESSERA_CONFIG_INVALID', 'nothing to listen on: give --listen HOST:PORT (or use --default)');
+  if (config.shares.length === 0) throw new TesseraError('TESSERA_CONFIG_INVALID', 'no shares: give --share NAME=PATH (or use --default)');
+  const seen = new Set<string>();
+  for (const s of config.shares) {
+    const k = s.name.toUpperCase();
+    if (seen.has(k)) throw new TesseraError('TESSERA_CONFIG_INVALID', `share "${s.name}" is defined twice`);
+    seen.add(k);
+  }
+  if (!config.usersFile && config.inlineUsers.length === 0 && !config.guest) {
+    throw new TesseraError('TESSERA_CONFIG_INVALID', 'no users: give --user NAME:PASSWORD, --users-file FILE, or --guest');
+  }
+  return { config, defaultMode, encryptShares };
+}
+
+function loadOrCreateServerGuid(stateDir: string | undefined): Buffer {
+  if (!stateDir) return Buffer.from(randomUUID().replace(/-/g, ''), 'hex');
+  mkdirSync(stateDir, { recursive: true });
+  const file = join(stateDir, 'server-guid');
+  if (existsSync(file)) {
+    const hex = readFileSync(file, 'utf8').trim();
+    if (/^[0-9a-f]{32}$/.test(hex)) return Buffer.from(hex, 'hex');
+  }
+  const guid = Buffer.from(randomUUID().replace(/-/g, ''), 'hex');
+  writeFileSync(file, guid.toString('hex') + '\n', { mode: 0o644 });
+  return guid;
+}
+
+async function buildCredentials(config: Config, log: Logger, defaultMode: boolean): Promise<CredentialStore> {
+  if (config.usersFile) {
+    const store = await FileCredentialStore.open(config.usersFile);
+    if (defaultMode && (await store.list()).length === 0 && config.inlineUsers.length === 0) {
+      // First start of the embedded default: a user with a generated password, shown once.
+      const password = randomBytes(12).toString('base64url');
+      await store.add('tessera', password);
+      process.stdout.write(
+        `\nFirst start: created SMB user "tessera" with password ${password}\n` +
+          `It is stored only as an NT hash in ${config.usersFile}; note it now, it is not shown again.\n` +
+          `Manage users with: tessera user add|del|list --users-file ${config.usersFile}\n\n`,
+      );
+    }
+    for (const u of config.inlineUsers) await store.add(u.name, u.password);
+    return store;
+  }
+  const mem = new MemoryCredentialStore();
+  for (const u of config.inlineUsers) mem.add(u.name, u.password);
+  log.debug({ users: config.inlineUsers.map((u) => u.name) }, 'users from the command line (in memory)');
+  return mem;
+}
+
+async function serve(args: string[]): Promise<number> {
+  const { config, defaultMode } = parseServeArgs(args);
+  const log = pino({ level: config.logLevel, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
+  const shares: ShareDef[] = [{ name: 'IPC$', type: 'ipc', comment: 'IPC Service', encrypt: false, readOnly: true }];
+  for (const s of config.shares) {
+    if (defaultMode) mkdirSync(s.path, { recursive: true });
+    let st;
+    try {
+      st = statSync(s.path);
+    } catch {
+      throw new TesseraError('TESSERA_CONFIG_INVALID', `share "${s.name}": directory ${s.path} does not exist`);
+    }
+    if (!st.isDirectory()) throw new TesseraError('TESSERA_CONFIG_INVALID', `share "${s.name}": ${s.path} is not a directory`);
+    const ios = await posixDriver.openShare(s.path, { readOnly: s.readOnly });
+    shares.push({ name: s.name, type: 'disk', comment: s.comment, ios, encrypt: s.encrypt, readOnly: s.readOnly });
+  }
+  const credentials = await buildCredentials(config, log, defaultMode);
+  const nowNs = BigInt(Date.now()) * 1_000_000n;
+  const host = hostname().split('.')[0]!.toUpperCase().slice(0, 15) || 'TESSERA';
+  const identity: ServerIdentity = {
+    serverGuid: loadOrCreateServerGuid(config.stateDir),
+    netbiosName: config.serverName === 'TESSERA' ? host : config.serverName,
+    netbiosDomain: 'WORKGROUP',
+    dnsName: hostname().toLowerCase(),
+    dnsDomain: '',
+    startTime: unixNsToFiletime(nowNs),
+  };
+  const server = new Server({
+    identity,
+    shares,
+    credentials,
+    dialects: config.dialects,
+    encryptRequired: config.encryptRequired,
+    rejectUnencryptedAccess: true,
+    signingRequired: config.signingRequired,
+    ciphers: config.ciphers,
+    signingAlgorithms: config.signingAlgorithms,
+    allowGuest: config.guest,
+    allowAnonymous: config.anonymous,
+    logger: log,
+  });
+  try {
+    for (const l of config.listen) await server.listen(l.host, l.port);
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
+  log.info(
+    { shares: config.shares.map((s) => ({ name: s.name, path: s.path, encrypt: s.encrypt })), encrypt: config.encryptRequired },
+    'tessera ready',
+  );
+  await new Promise<void>((resolveStop) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'stopping');
+      void server.close().finally(() => resolveStop());
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  return 0;
+}
+
+async function readPassword(): Promise<string> {
+  if (!process.stdin.isTTY) {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    const line = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
+    return line;
+  }
+  const { createInterface } = await import('node:readline/promises');
+  const ask = async (q: string) => {
+    const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: true });
+    const answer = await rl.question(q);
+    rl.close();
+    return answer;
+  };
+  const a = await ask('Password: ');
+  const b = await ask('Again: ');
+  if (a !== b) throw new TesseraError('TESSERA_USER_STORE', 'passwords differ');
+  return a;
+}
+
+async function user(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  let file = resolve('data', 'users.json');
+  const positional: string[] = [];
+  for (let i = 0; i < rest.length; i++) {
+    if (rest[i] === '--users-file') file = resolve(takeValue(rest, i++, '--users-file'));
+    else positional.push(rest[i]!);
+  }
+  mkdirSync(resolve(file, '..'), { recursive: true });
+  const store = await FileCredentialStore.open(file);
+  switch (sub) {
+    case 'add': {
+      const name = positional[0];
+      if (!name) throw new TesseraError('TESSERA_CONFIG_INVALID', 'user add NAME');
+      const password = await readPassword();
+      if (!password) throw new TesseraError('TESSERA_USER_STORE', 'empty password');
+      await store.add(name, password);
+      process.stdout.write(`user "${name}" saved in ${file}\n`);
+      return 0;
+    }
+    case 'del': {
+      const name = positional[0];
+      if (!name) throw new TesseraError('TESSERA_CONFIG_INVALID', 'user del NAME');
+      const removed = await store.remove(name);
+      if (!removed) {
+        process.stderr.write(`tessera: no user "${name}" in ${file}\n`);
+        return 1;
+      }
+      process.stdout.write(`user "${name}" removed\n`);
+      return 0;
+    }
+    case 'list':
+      for (const u of await store.list()) process.stdout.write(`${typeof u === 'string' ? u : u.name}\n`);
+      return 0;
+    default:
+      process.stderr.write(USAGE);
+      return 2;
+  }
+}

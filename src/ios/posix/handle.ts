@@ -1,0 +1,270 @@
+// An open object of the posix driver: a file descriptor plus what the sidecar needs (file id and
+// birth time). Positional IO only, so concurrent reads and writes on one handle never share a cursor.
+import type { BigIntStats } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { lstat, readdir, type FileHandle } from 'node:fs/promises';
+import { limits } from '../../base/limits.js';
+import {
+  FILE_ATTR_SETTABLE,
+  IosError,
+  type DirEntry,
+  type FileInfo,
+  type IosHandle,
+  type ListPage,
+  type SetInfo,
+} from '../spi.js';
+import { errnoOf, toIosError } from './errno.js';
+import { birthNsOf, buildInfo, fileIdOf } from './info.js';
+import { fold, STATE_DIR_FOLDED } from './paths.js';
+import type { MetaPatch, MetaStore } from './sidecar.js';
+
+/** What a handle needs from its share. */
+export interface ShareContext {
+  readonly rootDev: bigint;
+  readonly meta: MetaStore;
+  readonly readOnly: boolean;
+}
+
+/**
+ * Linux exposes an open directory as /proc/self/fd/N: listing through it follows the directory
+ * across renames and cannot be redirected by swapping a path component. Elsewhere the path
+ * captured at open is used.
+ */
+const procFdAvailable = process.platform === 'linux' && existsSync('/proc/self/fd');
+
+/** Entries stat'ed in parallel while filling a listing page. */
+const listStatParallelMax = 64;
+
+function checkRange(offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || offset < 0) throw new IosError('EINVAL', `offset ${offset}`);
+  if (!Number.isSafeInteger(length) || length < 0) throw new IosError('EINVAL', `length ${length}`);
+  if (!Number.isSafeInteger(offset + length)) throw new IosError('EINVAL', 'offset + length beyond 2^53');
+}
+
+/** Unix ns → seconds as the double fs.futimes takes. A double near 1.7e9 s resolves ~0.24 µs. */
+function nsToSeconds(ns: bigint): number {
+  return Number(ns / 1_000_000_000n) + Number(ns % 1_000_000_000n) / 1e9;
+}
+
+export class PosixHandle implements IosHandle {
+  readonly fileId: bigint;
+  readonly isDirectory: boolean;
+  private readonly birthNs: bigint;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+  /** Names of the directory taken by the listing that started with cookie undefined. */
+  private snapshot: string[] | undefined;
+
+  constructor(
+    private readonly ctx: ShareContext,
+    private readonly fh: FileHandle,
+    st: BigIntStats,
+    private readonly writable: boolean,
+    /** Absolute path at open time (listing fallback where /proc/self/fd is unavailable). */
+    private readonly absPath: string,
+    /** The share root: the state directory is hidden from its listing. */
+    private readonly isRoot: boolean,
+  ) {
+    this.fileId = fileIdOf(st, ctx.rootDev);
+    this.isDirectory = st.isDirectory();
+    this.birthNs = birthNsOf(st);
+  }
+
+  async info(): Promise<FileInfo> {
+    this.checkOpen();
+    try {
+      return buildInfo(await this.fh.stat({ bigint: true }), this.ctx.rootDev, this.ctx.meta);
+    } catch (err) {
+      throw toIosError(err, 'fstat');
+    }
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    this.checkOpen();
+    checkRange(offset, length);
+    if (this.isDirectory) throw new IosError('EISDIR', 'read on a directory');
+    if (length > limits.ioBytesMax) throw new IosError('EINVAL', `read of ${length} bytes`);
+    const buf = Buffer.allocUnsafe(length);
+    let done = 0;
+    try {
+      while (done < length) {
+        const { bytesRead } = await this.fh.read(buf, done, length - done, offset + done);
+        if (bytesRead === 0) break; // end of file
+        done += bytesRead;
+      }
+    } catch (err) {
+      throw toIosError(err, 'read');
+    }
+    return done === length ? buf : buf.subarray(0, done);
+  }
+
+  async write(offset: number, data: Buffer): Promise<number> {
+    this.checkOpen();
+    checkRange(offset, data.length);
+    if (this.isDirectory) throw new IosError('EISDIR', 'write on a directory');
+    this.checkWritable();
+    let done = 0;
+    try {
+      while (done < data.length) {
+        const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done);
+        if (bytesWritten === 0) throw new IosError('EIO', 'write made no progress');
+        done += bytesWritten;
+      }
+    } catch (err) {
+      throw toIosError(err, 'write');
+    }
+    return done;
+  }
+
+  async flush(): Promise<void> {
+    this.checkOpen();
+    try {
+      // Directories: fsync makes created/removed entries durable. Files: data plus the size.
+      if (this.isDirectory) await this.fh.sync();
+      else await this.fh.datasync();
+    } catch (err) {
+      throw toIosError(err, 'flush');
+    }
+  }
+
+  async truncate(size: number): Promise<void> {
+    this.checkOpen();
+    checkRange(size, 0);
+    if (this.isDirectory) throw new IosError('EISDIR', 'truncate on a directory');
+    this.checkWritable();
+    try {
+      await this.fh.truncate(size);
+    } catch (err) {
+      throw toIosError(err, 'truncate');
+    }
+  }
+
+  /**
+   * Access and write times go to the host (futimes: ~0.24 µs resolution through a double). Creation
+   * time and attributes go to the sidecar. changeTimeNs is ignored: POSIX ctime cannot be set, and a
+   * stored override would go stale at the next change; the host ctime is reported.
+   */
+  async setInfo(change: SetInfo): Promise<void> {
+    this.checkOpen();
+    this.checkWritable();
+    if (change.attributes !== undefined && (!Number.isInteger(change.attributes) || change.attributes < 0)) {
+      throw new IosError('EINVAL', `attributes ${change.attributes}`);
+    }
+    for (const t of [change.creationTimeNs, change.lastAccessTimeNs, change.lastWriteTimeNs, change.changeTimeNs]) {
+      if (t !== undefined && typeof t !== 'bigint') throw new IosError('EINVAL', 'times are bigint ns');
+    }
+    try {
+      if (change.lastAccessTimeNs !== undefined || change.lastWriteTimeNs !== undefined) {
+        const st = await this.fh.stat({ bigint: true });
+        await this.fh.utimes(
+          nsToSeconds(change.lastAccessTimeNs ?? st.atimeNs),
+          nsToSeconds(change.lastWriteTimeNs ?? st.mtimeNs),
+        );
+      }
+    } catch (err) {
+      throw toIosError(err, 'set times');
+    }
+    const patch: MetaPatch = {};
+    if (change.creationTimeNs !== undefined) patch.creationTimeNs = change.creationTimeNs;
+    if (change.attributes !== undefined) patch.attributes = change.attributes & FILE_ATTR_SETTABLE;
+    if (patch.creationTimeNs !== undefined || patch.attributes !== undefined) {
+      await this.ctx.meta.update(this.fileId, this.birthNs, patch);
+    }
+  }
+
+  async getSecurity(): Promise<Buffer | undefined> {
+    this.checkOpen();
+    return this.ctx.meta.get(this.fileId, this.birthNs)?.securityDescriptor;
+  }
+
+  /** Security is not data: it needs no write handle (the server checks WRITE_DAC), only a writable share. */
+  async setSecurity(descriptor: Buffer): Promise<void> {
+    this.checkOpen();
+    if (this.ctx.readOnly) throw new IosError('EROFS', 'share is read-only');
+    if (!Buffer.isBuffer(descriptor) || descriptor.length === 0) throw new IosError('EINVAL', 'empty security descriptor');
+    if (descriptor.length > limits.securityDescriptorBytesMax) {
+      throw new IosError('EINVAL', `security descriptor of ${descriptor.length} bytes`);
+    }
+    // Copy: the caller may reuse its buffer once we resolve (spi.ts ownership rule).
+    await this.ctx.meta.update(this.fileId, this.birthNs, { securityDescriptor: Buffer.from(descriptor) });
+  }
+
+  async list(cookie: string | undefined, max: number): Promise<ListPage> {
+    this.checkOpen();
+    if (!this.isDirectory) throw new IosError('ENOTDIR', 'list on a file');
+    if (!Number.isSafeInteger(max) || max < 1) throw new IosError('EINVAL', `max ${max}`);
+    const base = procFdAvailable ? `/proc/self/fd/${this.fh.fd}` : this.absPath;
+    let start = 0;
+    if (cookie === undefined) {
+      this.snapshot = await this.readNames(base);
+    } else {
+      if (!/^\d{1,15}$/.test(cookie)) throw new IosError('EINVAL', 'bad listing cookie');
+      start = Number(cookie);
+      if (this.snapshot === undefined || start > this.snapshot.length) throw new IosError('EINVAL', 'stale listing cookie');
+    }
+    const names = this.snapshot!;
+    const entries: DirEntry[] = [];
+    let next = start;
+    while (next < names.length && entries.length < max) {
+      // Stat a batch in parallel; vanished entries and symlinks are skipped, so a batch may yield
+      // fewer than it stats, never more than the page still needs.
+      const batch = names.slice(next, next + Math.min(max - entries.length, listStatParallelMax));
+      const stats = await Promise.all(batch.map((name) => this.lstatEntry(`${base}/${name}`)));
+      for (let i = 0; i < batch.length; i++) {
+        const st = stats[i];
+        if (st !== undefined) entries.push({ name: batch[i]!, info: buildInfo(st, this.ctx.rootDev, this.ctx.meta) });
+      }
+      next += batch.length;
+    }
+    return { entries, cookie: next < names.length ? String(next) : undefined };
+  }
+
+  close(): Promise<void> {
+    if (this.closing === undefined) {
+      this.closed = true;
+      this.snapshot = undefined;
+      this.closing = this.fh.close().catch((err: unknown) => {
+        throw toIosError(err, 'close');
+      });
+    }
+    return this.closing;
+  }
+
+  private async readNames(base: string): Promise<string[]> {
+    let dirents;
+    try {
+      dirents = await readdir(base, { withFileTypes: true });
+    } catch (err) {
+      throw toIosError(err, 'readdir');
+    }
+    const names: string[] = [];
+    for (const d of dirents) {
+      if (d.isSymbolicLink()) continue;
+      if (this.isRoot && fold(d.name) === STATE_DIR_FOLDED) continue;
+      names.push(d.name);
+    }
+    // Code-unit order: stable across listings and independent of the host's hash order.
+    return names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  /** lstat of a listed entry, or undefined when it vanished or is not a file or directory. */
+  private async lstatEntry(abs: string): Promise<BigIntStats | undefined> {
+    try {
+      const st = await lstat(abs, { bigint: true });
+      return st.isFile() || st.isDirectory() ? st : undefined;
+    } catch (err) {
+      const errno = errnoOf(err);
+      if (errno === 'ENOENT' || errno === 'ENOTDIR') return undefined;
+      throw toIosError(err, 'lstat listed entry');
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new IosError('EINVAL', 'handle is closed');
+  }
+
+  private checkWritable(): void {
+    if (this.ctx.readOnly) throw new IosError('EROFS', 'share is read-only');
+    if (!this.writable) throw new IosError('EACCES', 'handle not opened for writing');
+  }
+}

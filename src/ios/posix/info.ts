@@ -1,0 +1,48 @@
+// FileInfo from a host stat plus the sidecar record.
+import type { BigIntStats } from 'node:fs';
+import { FILE_ATTR_SETTABLE, FileAttr, type FileInfo } from '../spi.js';
+import type { MetaRecord, MetaStore } from './sidecar.js';
+
+const u64Mask = (1n << 64n) - 1n;
+
+/**
+ * File id: the inode number, which is stable across rename and restart and unique on one file
+ * system. Objects on another device than the share root (a mount point inside the share) get the
+ * device number mixed into the high bits; uniqueness across devices is then likely, not guaranteed.
+ * Never 0 (SMB reserves it).
+ */
+export function fileIdOf(st: BigIntStats, rootDev: bigint): bigint {
+  let id = st.ino;
+  if (st.dev !== rootDev) id = (id ^ (st.dev << 40n)) & u64Mask;
+  return id === 0n ? u64Mask : id;
+}
+
+/** Birth time (statx btime) or 0 when the host file system does not report one. */
+export function birthNsOf(st: BigIntStats): bigint {
+  return st.birthtimeNs;
+}
+
+/** Settable attribute bits an object has when no record says otherwise. */
+export function defaultAttributes(isDirectory: boolean): number {
+  return isDirectory ? 0 : FileAttr.ARCHIVE;
+}
+
+export function buildInfo(st: BigIntStats, rootDev: bigint, meta: MetaStore): FileInfo {
+  const fileId = fileIdOf(st, rootDev);
+  const isDirectory = st.isDirectory();
+  const record: MetaRecord | undefined = meta.get(fileId, birthNsOf(st));
+  const stored = record?.attributes ?? defaultAttributes(isDirectory);
+  return {
+    fileId,
+    isDirectory,
+    size: isDirectory ? 0 : Number(st.size),
+    allocationSize: isDirectory ? 0 : Number(st.blocks) * 512, // st_blocks is in 512-byte units
+    // Without a client-set value: birth time, or mtime where the host has no birth time.
+    creationTimeNs: record?.creationTimeNs ?? (st.birthtimeNs !== 0n ? st.birthtimeNs : st.mtimeNs),
+    lastAccessTimeNs: st.atimeNs,
+    lastWriteTimeNs: st.mtimeNs,
+    changeTimeNs: st.ctimeNs,
+    attributes: (stored & FILE_ATTR_SETTABLE) | (isDirectory ? FileAttr.DIRECTORY : 0),
+    links: Number(st.nlink),
+  };
+}

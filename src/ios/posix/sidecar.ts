@@ -1,0 +1,132 @@
+// Persisted per-object metadata that POSIX cannot hold: client-set creation time, DOS attribute bits
+// and the security descriptor. One LMDB environment per share (default <root>/.tessera/meta.lmdb).
+//
+// Records are keyed by file id (the inode number) and guarded by the object's birth time: an inode
+// deleted behind the server's back and reused by a new object has another birth time, so the stale
+// record is ignored (and overwritten by the next update). On file systems without birth time (the
+// host reports 0) the guard degrades to the inode number alone.
+//
+// Durability: an update resolves only after LMDB has committed it and flushed it to disk (put/
+// transaction resolve on commit with lmdb's default overlappingSync; `flushed` then waits for the
+// fsync), so a change acknowledged to a client survives a crash.
+import { open, type RootDatabase } from 'lmdb';
+import { limits } from '../../base/limits.js';
+import { IosError } from '../spi.js';
+import { toIosError } from './errno.js';
+
+export interface MetaRecord {
+  creationTimeNs?: bigint;
+  /** Settable attribute bits (FILE_ATTR_SETTABLE); DIRECTORY is derived, never stored. */
+  attributes?: number;
+  securityDescriptor?: Buffer;
+}
+
+/** On-disk form. Version 1; bigint values as decimal strings (msgpack-neutral). */
+interface StoredV1 {
+  v: 1;
+  /** Birth time (ns) of the object the record belongs to. */
+  b: string;
+  c?: string;
+  a?: number;
+  s?: Buffer;
+}
+
+export type MetaPatch = { [K in keyof MetaRecord]?: MetaRecord[K] | null };
+
+function keyOf(fileId: bigint): string {
+  return fileId.toString(10);
+}
+
+function decode(raw: unknown, birthNs: bigint): MetaRecord | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const r = raw as Partial<StoredV1>;
+  if (r.v !== 1 || r.b !== birthNs.toString(10)) return undefined;
+  const out: MetaRecord = {};
+  if (typeof r.c === 'string' && /^-?\d+$/.test(r.c)) out.creationTimeNs = BigInt(r.c);
+  if (typeof r.a === 'number') out.attributes = r.a;
+  // Copy: values decoded by lmdb may share a buffer reused by the next read.
+  if (r.s instanceof Uint8Array) out.securityDescriptor = Buffer.from(r.s);
+  return out;
+}
+
+export interface MetaStore {
+  get(fileId: bigint, birthNs: bigint): MetaRecord | undefined;
+  /** Merges `patch` into the record (null deletes a field); durable when it resolves. */
+  update(fileId: bigint, birthNs: bigint, patch: MetaPatch): Promise<void>;
+  remove(fileId: bigint): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A share opened read-only without an existing sidecar: every object has default metadata. */
+export const emptyMetaStore: MetaStore = {
+  get: () => undefined,
+  update: async () => {
+    throw new IosError('EROFS', 'metadata store is read-only');
+  },
+  remove: async () => undefined,
+  close: async () => undefined,
+};
+
+export class LmdbMetaStore implements MetaStore {
+  private constructor(private readonly db: RootDatabase) {}
+
+  static open(path: string, readOnly: boolean): LmdbMetaStore {
+    try {
+      return new LmdbMetaStore(open({ path, readOnly, compression: false }));
+    } catch (err) {
+      throw toIosError(err, `open metadata store ${path}`);
+    }
+  }
+
+  get(fileId: bigint, birthNs: bigint): MetaRecord | undefined {
+    try {
+      return decode(this.db.get(keyOf(fileId)), birthNs);
+    } catch (err) {
+      throw toIosError(err, 'read metadata record');
+    }
+  }
+
+  async update(fileId: bigint, birthNs: bigint, patch: MetaPatch): Promise<void> {
+    const key = keyOf(fileId);
+    if (patch.securityDescriptor && patch.securityDescriptor.length > limits.securityDescriptorBytesMax) {
+      throw new IosError('EINVAL', `security descriptor of ${patch.securityDescriptor.length} bytes`);
+    }
+    try {
+      // Read-modify-write inside one LMDB write transaction: concurrent updates of one record
+      // (attributes and security descriptor set at once) cannot lose each other.
+      await this.db.transaction(() => {
+        const cur = decode(this.db.get(key), birthNs) ?? {};
+        const next: StoredV1 = { v: 1, b: birthNs.toString(10) };
+        const creation = patch.creationTimeNs === undefined ? cur.creationTimeNs : patch.creationTimeNs;
+        const attributes = patch.attributes === undefined ? cur.attributes : patch.attributes;
+        const sd = patch.securityDescriptor === undefined ? cur.securityDescriptor : patch.securityDescriptor;
+        if (creation !== undefined && creation !== null) next.c = creation.toString(10);
+        if (attributes !== undefined && attributes !== null) next.a = attributes;
+        if (sd !== undefined && sd !== null) next.s = sd;
+        if (next.c === undefined && next.a === undefined && next.s === undefined) this.db.remove(key);
+        else this.db.put(key, next);
+      });
+      await this.db.flushed;
+    } catch (err) {
+      throw toIosError(err, 'write metadata record');
+    }
+  }
+
+  async remove(fileId: bigint): Promise<void> {
+    try {
+      await this.db.remove(keyOf(fileId));
+      await this.db.flushed;
+    } catch (err) {
+      throw toIosError(err, 'remove metadata record');
+    }
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.db.flushed;
+      await this.db.close();
+    } catch (err) {
+      throw toIosError(err, 'close metadata store');
+    }
+  }
+}

@@ -1,0 +1,671 @@
+// One client connection and the request pipeline (ARCHITECTURE.md, "The path of one request"):
+//   frame → [SMB1 negotiate upgrade] → [decrypt TRANSFORM] → split compound → per message:
+//   header check → credits → preauth hash → session → signature/encryption rules → tree → open →
+//   handler → response header → sign → [encrypt the whole response frame] → send.
+//
+// Requests of different frames run concurrently; messages of one compound run in order.
+
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { limits } from '../base/limits.js';
+import { MalformedError } from '../base/errors.js';
+import { align8, SMB2_HEADER_SIZE, type BodyEncoder } from '../protocol/encoder.js';
+import { Command, decodeHeader, encodeHeader, HeaderFlags, type Smb2Header } from '../protocol/header.js';
+import { NtStatus, ntStatusName } from '../protocol/ntstatus.js';
+import { splitCompound } from '../protocol/compound.js';
+import {
+  decodeTransformHeader,
+  encodeTransformHeader,
+  isCompressionTransform,
+  isTransform,
+  TRANSFORM_HEADER_SIZE,
+} from '../protocol/transform.js';
+import { isSmb1Negotiate } from '../protocol/smb1-negotiate.js';
+import { errorResponse } from '../protocol/error.js';
+import { Dialect } from '../protocol/negotiate.js';
+import { computeSignature, verifySignature, type SigningAlgorithm } from '../crypto/signing.js';
+import { seal, unseal, type CipherId } from '../crypto/sealing.js';
+import { preauthUpdate } from '../crypto/preauth.js';
+import { CreditWindow } from './credits.js';
+import { FrameDecoder, writeFrameHeader } from './framing.js';
+import { dispatchTable, type CommandSpec } from './dispatch.js';
+import type { ChainState, FileIdRef, Reply, RequestContext } from './context.js';
+import type { Open, Session, Tree } from './state.js';
+import type { Server } from './server.js';
+import { handleSmb1Negotiate } from './handlers/negotiate.js';
+
+const FILE_ID_ANY = 0xffffffffffffffffn;
+const SIGNATURE_OFFSET = 48;
+
+/** Negotiated connection state (MS-SMB2 3.3.1.7). */
+export interface Negotiated {
+  dialect: number;
+  clientGuid: Buffer;
+  clientCapabilities: number;
+  clientSecurityMode: number;
+  serverCapabilities: number;
+  serverSecurityMode: number;
+  /** 3.1.1: negotiated cipher (0 = none); 3.0/3.0.2: AES-128-CCM when the client can encrypt. */
+  cipherId: number;
+  /** Signing algorithm id (MS-SMB2 2.2.3.1.7). */
+  signingAlgorithm: number;
+  /** Connection.PreauthIntegrityHashValue after NEGOTIATE (3.1.1). */
+  preauthHash: Buffer | undefined;
+  /** The NEGOTIATE request as received, for FSCTL_VALIDATE_NEGOTIATE_INFO. */
+  clientDialects: number[];
+  supportsMultiCredit: boolean;
+}
+
+interface PendingRequest {
+  messageId: bigint;
+  asyncId: bigint | undefined;
+  controller: AbortController;
+  sessionId: bigint;
+}
+
+interface OutMessage {
+  /** Header + encoded body (+ padding when followed by another message of the compound). */
+  head: Buffer;
+  payload: Buffer | undefined;
+  padding: number;
+  sign: Session | undefined;
+}
+
+let connectionSeq = 0;
+
+export class Connection {
+  readonly id = ++connectionSeq;
+  readonly server: Server;
+  readonly log: Logger;
+  readonly remoteAddress: string;
+  negotiated: Negotiated | undefined;
+  /** Connection.PreauthIntegrityHashValue while NEGOTIATE is in progress (3.1.1). */
+  readonly sessions = new Map<bigint, Session>();
+  readonly credits = new CreditWindow(limits.creditsPerConnectionMax, 0n, limits.creditsInitial);
+  private readonly socket: Socket;
+  private readonly decoder = new FrameDecoder(limits.frameBytesMax);
+  private readonly pending = new Map<bigint, PendingRequest>();
+  private readonly pendingAsync = new Map<bigint, PendingRequest>();
+  private nextAsyncId = 1n;
+  private inFlight = 0;
+  private closed = false;
+  private pausedForBackpressure = false;
+  private sawFirstFrame = false;
+  private authTimer: NodeJS.Timeout | undefined;
+
+  constructor(server: Server, socket: Socket) {
+    this.server = server;
+    this.socket = socket;
+    this.remoteAddress = socket.remoteAddress ?? 'unknown';
+    this.log = server.log.child({ conn: this.id, peer: `${this.remoteAddress}:${socket.remotePort ?? 0}` });
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.log.debug({ err: err.message }, 'socket error'));
+    socket.on('close', () => this.teardown());
+    socket.on('drain', () => this.maybeResume());
+    this.authTimer = setTimeout(() => {
+      if (!this.hasValidSession()) this.close('no authenticated session within the time limit');
+    }, limits.authTimeoutMs);
+    this.authTimer.unref();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private hasValidSession(): boolean {
+    for (const s of this.sessions.values()) if (s.state === 'valid') return true;
+    return false;
+  }
+
+  close(reason: string): void {
+    if (this.closed) return;
+    this.log.info({ reason }, 'closing connection');
+    this.socket.destroy();
+    this.teardown();
+  }
+
+  private teardown(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.authTimer) clearTimeout(this.authTimer);
+    for (const p of this.pending.values()) p.controller.abort();
+    for (const p of this.pendingAsync.values()) p.controller.abort();
+    this.pending.clear();
+    this.pendingAsync.clear();
+    const sessions = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const s of sessions) void this.server.destroySession(s, 'connection closed');
+    this.server.forgetConnection(this);
+  }
+
+  // ---------------------------------------------------------------- input
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.decoder.push(chunk);
+    try {
+      for (;;) {
+        const frame = this.decoder.next();
+        if (!frame) break;
+        this.startFrame(frame);
+        if (this.closed) return;
+      }
+    } catch (err) {
+      this.onBadInput(err);
+      return;
+    }
+    this.applyBackpressure();
+  }
+
+  private onBadInput(err: unknown): void {
+    if (err instanceof MalformedError) {
+      this.log.warn({ err: err.message }, 'malformed input; closing connection');
+    } else {
+      this.log.error({ err }, 'internal error while reading input; closing connection');
+    }
+    this.close('bad input');
+  }
+
+  /** Stop reading while responses queue up or too much work is in flight (per-connection backpressure). */
+  private applyBackpressure(): void {
+    const tooMuch =
+      this.socket.writableLength > limits.sendQueueBytesHigh ||
+      this.inFlight >= limits.requestsInFlightPerConnectionMax ||
+      this.decoder.buffered > limits.receiveBufferedBytesMax;
+    if (tooMuch && !this.pausedForBackpressure) {
+      this.pausedForBackpressure = true;
+      this.socket.pause();
+    }
+  }
+
+  private maybeResume(): void {
+    if (!this.pausedForBackpressure || this.closed) return;
+    if (this.socket.writableLength <= limits.sendQueueBytesHigh / 2 && this.inFlight < limits.requestsInFlightPerConnectionMax) {
+      this.pausedForBackpressure = false;
+      this.socket.resume();
+    }
+  }
+
+  private startFrame(frame: Buffer): void {
+    this.inFlight++;
+    this.processFrame(frame)
+      .catch((err) => this.onBadInput(err))
+      .finally(() => {
+        this.inFlight--;
+        this.maybeResume();
+      });
+  }
+
+  private async processFrame(frame: Buffer): Promise<void> {
+    const first = !this.sawFirstFrame;
+    this.sawFirstFrame = true;
+    if (first && isSmb1Negotiate(frame)) {
+      // MS-SMB2 3.3.5.3.1: multi-protocol negotiate upgrading to SMB2.
+      const reply = handleSmb1Negotiate(this, frame);
+      if (!reply) {
+        this.close('SMB1 negotiate without an SMB2 dialect');
+        return;
+      }
+      // The SMB1 request consumed MessageId 0; the response grants one credit for MessageId 1.
+      this.credits.consume(0n, 1);
+      this.credits.grant(1, 1);
+      this.sendFrame([reply], undefined);
+      return;
+    }
+    if (frame.length < 4) throw new MalformedError('frame too short');
+    if (isCompressionTransform(frame)) throw new MalformedError('compressed message but compression was not negotiated');
+
+    let encryptedSession: Session | undefined;
+    let plain = frame;
+    if (isTransform(frame)) {
+      // MS-SMB2 3.3.5.2.1.1: decrypt; any failure disconnects.
+      const t = decodeTransformHeader(frame);
+      const neg = this.negotiated;
+      if (!neg || neg.dialect < Dialect.SMB300) throw new MalformedError('TRANSFORM before a 3.x negotiate');
+      const session = this.server.findSession(t.SessionId, this);
+      if (!session || !session.keys?.decryptionKey) throw new MalformedError('TRANSFORM for an unknown session');
+      const cipherId = neg.cipherId;
+      if (t.Flags !== 1) throw new MalformedError('TRANSFORM Flags/EncryptionAlgorithm is not 1');
+      const nonce = t.Nonce.subarray(0, cipherId === 1 || cipherId === 3 ? 11 : 12);
+      const out = unseal(cipherId as CipherId, session.keys.decryptionKey, nonce, t.aad, t.ciphertext, t.Signature);
+      if (!out) throw new MalformedError('TRANSFORM failed to decrypt');
+      plain = out;
+      encryptedSession = session;
+    }
+
+    const messages = splitCompound(plain);
+    const chain: ChainState = {
+      sessionId: 0n,
+      treeId: 0,
+      fileId: undefined,
+      previousStatus: NtStatus.SUCCESS,
+      previousCreateFailed: false,
+    };
+    const out: OutMessage[] = [];
+    let encryptResponse: Session | undefined = encryptedSession;
+    let disconnect = false;
+    const single = messages.length === 1;
+    for (let i = 0; i < messages.length; i++) {
+      const msg = messages[i]!;
+      const result = await this.processMessage(msg, chain, encryptedSession, i === 0, single);
+      if (result.kind === 'disconnect') {
+        this.close(result.reason);
+        return;
+      }
+      if (result.kind === 'none') continue;
+      if (result.kind === 'sent') continue;
+      out.push(result.message);
+      if (result.encryptWith && !encryptResponse) encryptResponse = result.encryptWith;
+      if (result.disconnect) disconnect = true;
+    }
+    if (out.length > 0) this.sendCompound(out, encryptResponse);
+    if (disconnect) this.close('handler asked to disconnect');
+  }
+
+  // ---------------------------------------------------------------- one message
+
+  private async processMessage(
+    msg: Buffer,
+    chain: ChainState,
+    encryptedSession: Session | undefined,
+    firstInChain: boolean,
+    single: boolean,
+  ): Promise<
+    | { kind: 'disconnect'; reason: string }
+    | { kind: 'none' }
+    | { kind: 'sent' }
+    | { kind: 'reply'; message: OutMessage; encryptWith: Session | undefined; disconnect: boolean }
+  > {
+    const hdr = decodeHeader(msg);
+    if (hdr.Flags & HeaderFlags.SERVER_TO_REDIR) return { kind: 'disconnect', reason: 'response flag set in a request' };
+    const encrypted = encryptedSession !== undefined;
+    const neg = this.negotiated;
+
+    // CANCEL consumes no credit and gets no response (MS-SMB2 3.3.5.16).
+    if (hdr.Command === Command.CANCEL) {
+      this.cancel(hdr);
+      return { kind: 'none' };
+    }
+
+    if (!neg && hdr.Command !== Command.NEGOTIATE) return { kind: 'disconnect', reason: 'request before NEGOTIATE' };
+
+    // Credits (MS-SMB2 3.3.5.2.3, 3.3.5.2.5).
+    const spec: CommandSpec | undefined = dispatchTable[hdr.Command];
+    let charge = 1;
+    if (neg && neg.supportsMultiCredit) {
+      charge = Math.max(1, hdr.CreditCharge);
+    }
+    if (!this.credits.consume(hdr.MessageId, charge)) {
+      return { kind: 'disconnect', reason: `MessageId ${hdr.MessageId} (charge ${charge}) outside the credit window` };
+    }
+    const grant = (status: number): number => this.grantCredits(hdr, status);
+
+    const reply = (r: Reply, session: Session | undefined, tree: Tree | undefined) =>
+      this.buildReply(hdr, r, session, tree, encrypted, grant(r.status), single);
+
+    if (!spec) return reply({ status: NtStatus.INVALID_PARAMETER }, undefined, undefined);
+
+    if (neg?.supportsMultiCredit && spec.payloadSize) {
+      // MS-SMB2 3.3.5.2.5: CreditCharge must cover the larger of the request and the expected response.
+      let size = 0;
+      try {
+        size = spec.payloadSize(msg);
+      } catch {
+        size = 0;
+      }
+      const needed = size <= 0 ? 1 : Math.floor((size - 1) / 65536) + 1;
+      if (Math.max(1, hdr.CreditCharge) < needed) {
+        return reply({ status: NtStatus.INVALID_PARAMETER }, undefined, undefined);
+      }
+    } else if (neg && !neg.supportsMultiCredit && spec.payloadSize) {
+      let size = 0;
+      try {
+        size = spec.payloadSize(msg);
+      } catch {
+        size = 0;
+      }
+      if (size > 65536) return reply({ status: NtStatus.INVALID_PARAMETER }, undefined, undefined);
+    }
+
+    // Related operations take their ids from the chain (MS-SMB2 3.3.5.2.7.2).
+    const related = (hdr.Flags & HeaderFlags.RELATED_OPERATIONS) !== 0;
+    if (related && firstInChain) return reply({ status: NtStatus.INVALID_PARAMETER }, undefined, undefined);
+    const sessionId = related ? chain.sessionId : hdr.SessionId;
+    const treeId = related ? chain.treeId : hdr.TreeId;
+
+    // Session (MS-SMB2 3.3.5.2.9).
+    let session: Session | undefined;
+    if (spec.needsSession || (hdr.Command === Command.SESSION_SETUP && sessionId !== 0n)) {
+      session = this.server.findSession(sessionId, this);
+      if (!session) {
+        chain.sessionId = sessionId;
+        return reply({ status: NtStatus.USER_SESSION_DELETED }, undefined, undefined);
+      }
+      if (spec.needsSession && session.state !== 'valid') {
+        if (session.state === 'expired') return reply({ status: NtStatus.NETWORK_SESSION_EXPIRED }, session, undefined);
+        if (hdr.Command !== Command.SESSION_SETUP) return reply({ status: NtStatus.USER_SESSION_DELETED }, undefined, undefined);
+      }
+    } else if (sessionId !== 0n) {
+      session = this.server.findSession(sessionId, this);
+    }
+
+    // Signature and encryption rules (MS-SMB2 3.3.5.2.4, 3.3.5.2.9).
+    if (!encrypted && neg) {
+      const signed = (hdr.Flags & HeaderFlags.SIGNED) !== 0;
+      if (signed && session?.keys && hdr.Command !== Command.NEGOTIATE) {
+        if (!this.verify(msg, hdr, session)) {
+          this.log.warn({ cmd: hdr.Command, session: session.id.toString(16) }, 'bad signature');
+          return reply({ status: NtStatus.ACCESS_DENIED }, undefined, undefined);
+        }
+      } else if (!signed && session && session.state === 'valid' && session.signingRequired && spec.needsSession) {
+        return reply({ status: NtStatus.ACCESS_DENIED }, undefined, undefined);
+      }
+      if (session && session.encryptData && session.state === 'valid' && neg.dialect >= Dialect.SMB300 && spec.needsSession) {
+        // MS-SMB2 3.3.5.2.9: unencrypted request on a session that requires encryption.
+        return reply({ status: NtStatus.ACCESS_DENIED }, session, undefined);
+      }
+    } else if (encrypted && session && encryptedSession !== session && spec.needsSession) {
+      // A message encrypted for one session must not act on another.
+      return reply({ status: NtStatus.ACCESS_DENIED }, undefined, undefined);
+    }
+
+    // Tree (MS-SMB2 3.3.5.2.11).
+    let tree: Tree | undefined;
+    if (spec.needsTree) {
+      tree = session?.trees.get(treeId);
+      if (!tree) {
+        chain.sessionId = sessionId;
+        chain.treeId = treeId;
+        return reply({ status: NtStatus.NETWORK_NAME_DELETED }, session, undefined);
+      }
+      if (tree.encrypt && !encrypted && neg && neg.dialect >= Dialect.SMB300) {
+        return reply({ status: NtStatus.ACCESS_DENIED }, session, tree);
+      }
+    }
+
+    chain.sessionId = sessionId;
+    chain.treeId = treeId;
+
+    // Open (the FileId sits at a fixed offset for each command that has one).
+    let open: Open | undefined;
+    if (spec.fileIdOffset !== undefined) {
+      if (msg.length < spec.fileIdOffset + 16) return reply({ status: NtStatus.INVALID_PARAMETER }, session, tree);
+      let fid: FileIdRef = {
+        Persistent: msg.readBigUInt64LE(spec.fileIdOffset),
+        Volatile: msg.readBigUInt64LE(spec.fileIdOffset + 8),
+      };
+      if (related && fid.Persistent === FILE_ID_ANY && fid.Volatile === FILE_ID_ANY) {
+        if (!chain.fileId) {
+          const status = chain.previousStatus !== NtStatus.SUCCESS ? chain.previousStatus : NtStatus.INVALID_PARAMETER;
+          return reply({ status }, session, tree);
+        }
+        fid = chain.fileId;
+      }
+      open = session?.opens.get(fid.Volatile);
+      if (!open || open.persistent !== fid.Persistent || open.closed || (tree && open.tree !== tree)) {
+        if (spec.fileIdOptional) open = undefined;
+        else {
+          const status = related && chain.previousStatus !== NtStatus.SUCCESS ? chain.previousStatus : NtStatus.FILE_CLOSED;
+          return reply({ status }, session, tree);
+        }
+      }
+      if (open) chain.fileId = { Persistent: open.persistent, Volatile: open.volatile };
+    }
+
+    const controller = new AbortController();
+    const pending: PendingRequest = { messageId: hdr.MessageId, asyncId: undefined, controller, sessionId };
+    this.pending.set(hdr.MessageId, pending);
+    const ctx: RequestContext = {
+      conn: this,
+      hdr,
+      msg,
+      encrypted,
+      session,
+      tree,
+      open,
+      chain,
+      signal: controller.signal,
+    };
+
+    let result: Reply;
+    try {
+      const run = Promise.resolve(spec.handler(ctx));
+      result = single && spec.mayGoAsync ? await this.withInterim(run, hdr, pending, session, tree, encrypted) : await run;
+    } catch (err) {
+      result = { status: this.server.statusForError(err, this.log, hdr.Command) };
+    } finally {
+      this.pending.delete(hdr.MessageId);
+      if (pending.asyncId !== undefined) this.pendingAsync.delete(pending.asyncId);
+    }
+    if (this.closed) return { kind: 'none' };
+
+    chain.previousStatus = result.status;
+    if (hdr.Command === Command.CREATE) {
+      if (result.createdFileId) chain.fileId = result.createdFileId;
+      else chain.fileId = undefined;
+    }
+    if (result.sessionId !== undefined) chain.sessionId = result.sessionId;
+    if (result.treeId !== undefined) chain.treeId = result.treeId;
+    if (result.noResponse) return { kind: 'none' };
+
+    const sessionForReply = result.signWithSession ?? session ?? (result.sessionId !== undefined ? this.server.findSession(result.sessionId, this) : undefined);
+    if (pending.asyncId !== undefined) {
+      // The interim response already granted credits; the final async response grants none.
+      const message = this.buildMessage(hdr, result, sessionForReply, tree, encrypted, 0, pending.asyncId, single);
+      this.sendCompound([message.message], message.encryptWith);
+      if (result.disconnect) this.close('handler asked to disconnect');
+      return { kind: 'sent' };
+    }
+    return this.buildReply(hdr, result, sessionForReply, tree, encrypted, grant(result.status), single);
+  }
+
+  /** Sends an interim STATUS_PENDING response if the handler takes long (MS-SMB2 3.3.4.2). */
+  private async withInterim(
+    run: Promise<Reply>,
+    hdr: Smb2Header,
+    pending: PendingRequest,
+    session: Session | undefined,
+    tree: Tree | undefined,
+    encrypted: boolean,
+  ): Promise<Reply> {
+    let timer: NodeJS.Timeout | undefined;
+    const interim = new Promise<'interim'>((resolve) => {
+      timer = setTimeout(() => resolve('interim'), this.server.interimAfterMs);
+    });
+    const first = await Promise.race([run, interim]);
+    if (timer) clearTimeout(timer);
+    if (first !== 'interim') return first;
+    if (this.pendingAsync.size >= limits.asyncRequestsPerConnectionMax) return run;
+    const asyncId = this.nextAsyncId++;
+    pending.asyncId = asyncId;
+    this.pendingAsync.set(asyncId, pending);
+    const credits = this.grantCredits(hdr, NtStatus.PENDING);
+    const interimReply = this.buildMessage(hdr, { status: NtStatus.PENDING }, session, tree, encrypted, credits, asyncId, true);
+    this.sendCompound([interimReply.message], interimReply.encryptWith);
+    return run;
+  }
+
+  private grantCredits(hdr: Smb2Header, _status: number): number {
+    const requested = Math.max(hdr.Credits, 1);
+    return this.credits.grant(requested, limits.creditsGrantPerResponseMax);
+  }
+
+  private cancel(hdr: Smb2Header): void {
+    // MS-SMB2 3.3.5.16: find the request by AsyncId (async) or MessageId (sync) and cancel it.
+    const target =
+      hdr.Flags & HeaderFlags.ASYNC_COMMAND ? this.pendingAsync.get(hdr.AsyncId) : this.pending.get(hdr.MessageId);
+    if (target && target.sessionId === hdr.SessionId) target.controller.abort();
+  }
+
+  private verify(msg: Buffer, hdr: Smb2Header, session: Session): boolean {
+    const neg = this.negotiated!;
+    const keys = session.keys!;
+    const saved = Buffer.from(msg.subarray(SIGNATURE_OFFSET, SIGNATURE_OFFSET + 16));
+    msg.fill(0, SIGNATURE_OFFSET, SIGNATURE_OFFSET + 16);
+    try {
+      return verifySignature(neg.signingAlgorithm as SigningAlgorithm, keys.signingKey, [msg], saved, {
+        messageId: hdr.MessageId,
+        isServer: false,
+        isCancel: hdr.Command === Command.CANCEL,
+      });
+    } finally {
+      saved.copy(msg, SIGNATURE_OFFSET);
+    }
+  }
+
+  // ---------------------------------------------------------------- output
+
+  private buildReply(
+    hdr: Smb2Header,
+    r: Reply,
+    session: Session | undefined,
+    tree: Tree | undefined,
+    encrypted: boolean,
+    credits: number,
+    single: boolean,
+  ): { kind: 'reply'; message: OutMessage; encryptWith: Session | undefined; disconnect: boolean } {
+    const built = this.buildMessage(hdr, r, session, tree, encrypted, credits, undefined, single);
+    return { kind: 'reply', message: built.message, encryptWith: built.encryptWith, disconnect: r.disconnect ?? false };
+  }
+
+  private buildMessage(
+    hdr: Smb2Header,
+    r: Reply,
+    session: Session | undefined,
+    tree: Tree | undefined,
+    encrypted: boolean,
+    credits: number,
+    asyncId: bigint | undefined,
+    _single: boolean,
+  ): { message: OutMessage; encryptWith: Session | undefined } {
+    const body: BodyEncoder = r.body ?? errorResponse();
+    const bodyLength = body.byteLength();
+    const head = Buffer.allocUnsafe(SMB2_HEADER_SIZE + bodyLength);
+    const neg = this.negotiated;
+
+    // Encrypt when the request was encrypted or the session/tree requires it (MS-SMB2 3.3.4.1.4).
+    let encryptWith: Session | undefined;
+    const s = r.signWithSession ?? session;
+    if (s && s.keys?.encryptionKey && neg && neg.dialect >= Dialect.SMB300) {
+      // The final SESSION_SETUP response is signed, not encrypted, unless the request was encrypted
+      // (a re-authentication on an encrypted session): the client derives its keys from it.
+      if (hdr.Command === Command.SESSION_SETUP) {
+        if (encrypted) encryptWith = s;
+      } else if (encrypted || (s.encryptData && s.state === 'valid') || tree?.encrypt) {
+        encryptWith = s;
+      }
+    }
+    // Sign when not encrypted and the request was signed or the session requires it (3.3.4.1.1).
+    let sign: Session | undefined;
+    if (!encryptWith && s?.keys) {
+      const requestSigned = (hdr.Flags & HeaderFlags.SIGNED) !== 0;
+      const statusAllowsSigning = r.status !== NtStatus.USER_SESSION_DELETED || !!r.signWithSession;
+      if ((requestSigned || s.signingRequired || r.signWithSession) && statusAllowsSigning && hdr.Command !== Command.NEGOTIATE) {
+        if (s.state === 'valid' || r.signWithSession) sign = s;
+      }
+    }
+    let flags = HeaderFlags.SERVER_TO_REDIR | (hdr.Flags & HeaderFlags.RELATED_OPERATIONS);
+    if (hdr.Flags & HeaderFlags.PRIORITY_MASK) flags |= hdr.Flags & HeaderFlags.PRIORITY_MASK;
+    if (sign) flags |= HeaderFlags.SIGNED;
+    if (asyncId !== undefined) flags |= HeaderFlags.ASYNC_COMMAND;
+    encodeHeader(
+      {
+        CreditCharge: hdr.CreditCharge,
+        Status: r.status >>> 0,
+        Command: hdr.Command,
+        Credits: credits,
+        Flags: flags,
+        NextCommand: 0,
+        MessageId: hdr.MessageId,
+        AsyncId: asyncId ?? 0n,
+        TreeId: asyncId !== undefined ? 0 : r.treeId ?? hdr.TreeId,
+        SessionId: r.sessionId ?? hdr.SessionId,
+      },
+      head,
+      0,
+    );
+    body.encodeInto(head, SMB2_HEADER_SIZE);
+    if (r.afterEncode) r.afterEncode(body.payload ? [head, body.payload] : [head]);
+    if (r.status !== NtStatus.SUCCESS && r.status !== NtStatus.MORE_PROCESSING_REQUIRED && r.status !== NtStatus.PENDING) {
+      this.log.debug({ cmd: hdr.Command, status: ntStatusName(r.status) }, 'request failed');
+    }
+    return { message: { head, payload: body.payload, padding: 0, sign }, encryptWith };
+  }
+
+  /** Assembles, signs and (optionally) encrypts one response frame holding one or more messages. */
+  private sendCompound(messages: OutMessage[], encryptWith: Session | undefined): void {
+    if (this.closed) return;
+    // Chain: every message but the last is padded to 8 bytes and points to the next (3.3.4.1.3).
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
+      const size = m.head.length + (m.payload?.length ?? 0);
+      if (i < messages.length - 1) {
+        m.padding = align8(size) - size;
+        m.head.writeUInt32LE(size + m.padding, 20);
+      }
+    }
+    const parts: Buffer[] = [];
+    for (const m of messages) {
+      const own: Buffer[] = [m.head];
+      if (m.payload && m.payload.length) own.push(m.payload);
+      if (m.padding) own.push(Buffer.alloc(m.padding));
+      if (m.sign && !encryptWith) this.sign(own, m.sign);
+      parts.push(...own);
+    }
+    if (encryptWith) {
+      this.sendEncrypted(parts, encryptWith);
+      return;
+    }
+    this.sendFrame(parts, undefined);
+  }
+
+  private sign(parts: Buffer[], session: Session): void {
+    const neg = this.negotiated!;
+    const head = parts[0]!;
+    head.fill(0, SIGNATURE_OFFSET, SIGNATURE_OFFSET + 16);
+    const hdrFlags = head.readUInt32LE(16);
+    const sig = computeSignature(neg.signingAlgorithm as SigningAlgorithm, session.keys!.signingKey, parts, {
+      messageId: head.readBigUInt64LE(24),
+      isServer: true,
+      isCancel: head.readUInt16LE(12) === Command.CANCEL,
+    });
+    void hdrFlags;
+    sig.copy(head, SIGNATURE_OFFSET, 0, 16);
+  }
+
+  private sendEncrypted(parts: Buffer[], session: Session): void {
+    const neg = this.negotiated!;
+    const cipherId = neg.cipherId;
+    let size = 0;
+    for (const p of parts) size += p.length;
+    const nonce = session.nonces!.next();
+    const nonceField = Buffer.alloc(16);
+    nonce.copy(nonceField, 0);
+    const th = encodeTransformHeader({ Nonce: nonceField, OriginalMessageSize: size, SessionId: session.id, Flags: 1 });
+    const aad = th.subarray(20, TRANSFORM_HEADER_SIZE);
+    const { ciphertext, tag } = seal(cipherId as CipherId, session.keys!.encryptionKey!, nonce, aad, parts);
+    tag.copy(th, 4);
+    const out = Array.isArray(ciphertext) ? ciphertext : [ciphertext];
+    this.sendFrame([th, ...out], undefined);
+  }
+
+  /** Writes one direct-TCP frame made of `parts`, without copying them (cork + writev). */
+  sendFrame(parts: Buffer[], _unused: undefined): void {
+    if (this.closed) return;
+    let size = 0;
+    for (const p of parts) size += p.length;
+    const fh = Buffer.allocUnsafe(4);
+    writeFrameHeader(fh, 0, size);
+    this.socket.cork();
+    this.socket.write(fh);
+    for (const p of parts) this.socket.write(p);
+    this.socket.uncork();
+    this.applyBackpressure();
+  }
+
+  /** Sends an unsolicited message (oplock/lease break) — reserved for the semantics issue. */
+  updatePreauth(hash: Buffer, parts: Buffer[]): Buffer {
+    return preauthUpdate(hash, parts);
+  }
+}

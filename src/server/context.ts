@@ -1,0 +1,65 @@
+// What a handler receives and returns. The pipeline (connection.ts) has already validated the
+// header, credits, signature/encryption, and looked up the session, tree and open the dispatch table
+// says the command needs (STYLE.md: "validate, then dispatch"; Samba's smbd_smb2_table).
+
+import type { BodyEncoder } from '../protocol/encoder.js';
+import type { Smb2Header } from '../protocol/header.js';
+import type { Open, Session, Tree } from './state.js';
+import type { Connection } from './connection.js';
+
+export interface FileIdRef {
+  Persistent: bigint;
+  Volatile: bigint;
+}
+
+export interface RequestContext {
+  readonly conn: Connection;
+  readonly hdr: Smb2Header;
+  /** The whole SMB2 message (header at 0). */
+  readonly msg: Buffer;
+  /** The request arrived inside a TRANSFORM_HEADER. */
+  readonly encrypted: boolean;
+  readonly session: Session | undefined;
+  readonly tree: Tree | undefined;
+  readonly open: Open | undefined;
+  /** The compound chain this request belongs to (for FileId propagation from CREATE). */
+  readonly chain: ChainState;
+  /** Aborted when the client cancels the request or the connection goes away. */
+  readonly signal: AbortSignal;
+}
+
+export interface ChainState {
+  sessionId: bigint;
+  treeId: number;
+  fileId: FileIdRef | undefined;
+  /** Status of the previous operation in the chain (MS-SMB2 3.3.5.2.7.2). */
+  previousStatus: number;
+  previousCreateFailed: boolean;
+}
+
+export interface Reply {
+  status: number;
+  /** Response body; undefined means an ERROR response body (MS-SMB2 2.2.2). */
+  body?: BodyEncoder;
+  /** Send nothing (CANCEL). */
+  noResponse?: boolean;
+  /** Close the connection once this reply is sent. */
+  disconnect?: boolean;
+  /** SESSION_SETUP: the session the response belongs to (new session ids are assigned by the handler). */
+  sessionId?: bigint;
+  /** SESSION_SETUP success: sign the response with the new session's key even if the request was unsigned. */
+  signWithSession?: Session;
+  /** CREATE: the FileId to propagate to related requests in the chain. */
+  createdFileId?: FileIdRef;
+  /** TREE_CONNECT: the new tree id for the response header. */
+  treeId?: number;
+  /** Called with the encoded response message (header + body + payload) before it is sent; used for
+   *  the 3.1.1 preauth integrity hash of NEGOTIATE and SESSION_SETUP responses (MS-SMB2 3.3.5.4, 3.3.5.5). */
+  afterEncode?: (parts: Buffer[]) => void;
+}
+
+export type Handler = (ctx: RequestContext) => Promise<Reply> | Reply;
+
+export function errorReply(status: number): Reply {
+  return { status };
+}

@@ -1,0 +1,33 @@
+// READ (MS-SMB2 3.3.5.12). The driver's buffer is sent as the response payload without a copy.
+
+import { NtStatus } from '../../protocol/ntstatus.js';
+import { decodeReadRequest, readResponse } from '../../protocol/read.js';
+import { AccessMask } from '../../protocol/create.js';
+import type { Reply, RequestContext } from '../context.js';
+import { Dialect } from '../../protocol/negotiate.js';
+import { limits } from '../../base/limits.js';
+
+const OFFSET_MAX = BigInt(Number.MAX_SAFE_INTEGER);
+
+export async function handleRead(ctx: RequestContext): Promise<Reply> {
+  const req = decodeReadRequest(ctx.msg);
+  const open = ctx.open!;
+  const neg = ctx.conn.negotiated!;
+  const maxRead = neg.dialect === Dialect.SMB202 ? 65536 : limits.ioBytesMax;
+  if (req.Length > maxRead) return { status: NtStatus.INVALID_PARAMETER };
+
+  if (open.kind === 'pipe') {
+    const data = open.pipe!.read(req.Length);
+    if (!data || data.length === 0) return { status: NtStatus.PIPE_EMPTY };
+    return { status: NtStatus.SUCCESS, body: readResponse({ Data: data, DataRemaining: 0 }) };
+  }
+  if (open.kind === 'directory') return { status: NtStatus.INVALID_DEVICE_REQUEST };
+  // MS-SMB2 3.3.5.12: the open must have been granted read (or execute) access.
+  if (!(open.grantedAccess & (AccessMask.FILE_READ_DATA | AccessMask.FILE_EXECUTE))) return { status: NtStatus.ACCESS_DENIED };
+  if (req.Offset > OFFSET_MAX || req.Offset + BigInt(req.Length) > OFFSET_MAX) return { status: NtStatus.INVALID_PARAMETER };
+
+  const data = await open.handle!.read(Number(req.Offset), req.Length);
+  // MS-SMB2 3.3.5.12: reading at or past the end, or less than MinimumCount, is STATUS_END_OF_FILE.
+  if ((data.length === 0 && req.Length > 0) || data.length < req.MinimumCount) return { status: NtStatus.END_OF_FILE };
+  return { status: NtStatus.SUCCESS, body: readResponse({ Data: data, DataRemaining: 0 }) };
+}

@@ -1,0 +1,194 @@
+// SET_INFO (MS-SMB2 3.3.5.21; MS-FSA 2.1.5.15 for file classes, 2.1.5.17 for security).
+
+import { NtStatus } from '../../protocol/ntstatus.js';
+import { decodeSetInfoRequest, setInfoResponse } from '../../protocol/set-info.js';
+import { InfoType } from '../../protocol/query-info.js';
+import { AccessMask } from '../../protocol/create.js';
+import {
+  decodeFileAllocationInformation,
+  decodeFileBasicInformation,
+  decodeFileDispositionInformation,
+  decodeFileDispositionInformationEx,
+  decodeFileEndOfFileInformation,
+  decodeFileModeInformation,
+  decodeFilePositionInformation,
+  decodeFileRenameInformation,
+  decodeFileValidDataLengthInformation,
+  DispositionFlags,
+  FileInfoClass,
+  fileInfoSetMinBytes,
+} from '../../protocol/fscc/file-info.js';
+import { mergeSecurityDescriptor, parseSecurityDescriptor } from '../../protocol/security-descriptor.js';
+import { filetimeToUnixNs } from '../../base/clock.js';
+import { limits } from '../../base/limits.js';
+import { FILE_ATTR_SETTABLE, FileAttr, IosError, type SetInfo } from '../../ios/spi.js';
+import type { Reply, RequestContext } from '../context.js';
+import { parseSmbPath } from '../files.js';
+import type { Open } from '../state.js';
+import { statusForIosError } from '../status-map.js';
+import { defaultFileSecurityDescriptor } from '../../protocol/security-descriptor.js';
+
+const body = setInfoResponse();
+const ok: Reply = { status: NtStatus.SUCCESS, body };
+const SECURITY_OWNER = 0x1;
+const SECURITY_GROUP = 0x2;
+const SECURITY_DACL = 0x4;
+const SECURITY_SACL = 0x8;
+const OFFSET_MAX = BigInt(Number.MAX_SAFE_INTEGER);
+
+export async function handleSetInfo(ctx: RequestContext): Promise<Reply> {
+  const req = decodeSetInfoRequest(ctx.msg);
+  const open = ctx.open!;
+  if (open.kind === 'pipe') return { status: NtStatus.INVALID_PARAMETER };
+  if (req.Buffer.length > limits.transactBytesMax) return { status: NtStatus.INVALID_PARAMETER };
+  if (open.tree.share.readOnly) return { status: NtStatus.MEDIA_WRITE_PROTECTED };
+  switch (req.InfoType) {
+    case InfoType.SMB2_0_INFO_FILE:
+      return setFile(ctx, open, req.FileInfoClass, req.Buffer);
+    case InfoType.SMB2_0_INFO_SECURITY:
+      return setSecurity(open, req.AdditionalInformation, req.Buffer);
+    case InfoType.SMB2_0_INFO_FILESYSTEM:
+      return { status: NtStatus.NOT_SUPPORTED };
+    case InfoType.SMB2_0_INFO_QUOTA:
+      return { status: NtStatus.NOT_SUPPORTED };
+    default:
+      return { status: NtStatus.INVALID_PARAMETER };
+  }
+}
+
+function need(open: Open, bits: number): boolean {
+  return (open.grantedAccess & bits) !== 0;
+}
+
+async function setFile(ctx: RequestContext, open: Open, cls: number, buf: Buffer): Promise<Reply> {
+  const min = fileInfoSetMinBytes(cls);
+  if (min === undefined) return { status: cls === 0 || cls > 0x4f ? NtStatus.INVALID_INFO_CLASS : NtStatus.NOT_SUPPORTED };
+  if (buf.length < min) return { status: NtStatus.INFO_LENGTH_MISMATCH };
+  const handle = open.handle!;
+  switch (cls) {
+    case FileInfoClass.FileBasicInformation: {
+      if (!need(open, AccessMask.FILE_WRITE_ATTRIBUTES)) return { status: NtStatus.ACCESS_DENIED };
+      const v = decodeFileBasicInformation(buf);
+      // MS-FSA 2.1.5.15.2: DIRECTORY on a file, or TEMPORARY on a directory, is invalid.
+      if (v.FileAttributes & FileAttr.DIRECTORY && open.kind !== 'directory') return { status: NtStatus.INVALID_PARAMETER };
+      if (v.FileAttributes & FileAttr.TEMPORARY && open.kind === 'directory') return { status: NtStatus.INVALID_PARAMETER };
+      for (const t of [v.CreationTime, v.LastAccessTime, v.LastWriteTime, v.ChangeTime]) {
+        if (t < -2n) return { status: NtStatus.INVALID_PARAMETER };
+      }
+      const change: SetInfo = {};
+      // 0 = leave unchanged; -1/-2 suspend/resume automatic updates (nothing to store).
+      if (v.CreationTime > 0n) change.creationTimeNs = filetimeToUnixNs(v.CreationTime);
+      if (v.LastAccessTime > 0n) change.lastAccessTimeNs = filetimeToUnixNs(v.LastAccessTime);
+      if (v.LastWriteTime > 0n) change.lastWriteTimeNs = filetimeToUnixNs(v.LastWriteTime);
+      if (v.ChangeTime > 0n) change.changeTimeNs = filetimeToUnixNs(v.ChangeTime);
+      if (v.FileAttributes !== 0) change.attributes = v.FileAttributes & FILE_ATTR_SETTABLE;
+      await handle.setInfo(change);
+      return ok;
+    }
+    case FileInfoClass.FileRenameInformation: {
+      // MS-FSA 2.1.5.15.13: renaming needs DELETE access on the source.
+      if (!need(open, AccessMask.DELETE)) return { status: NtStatus.ACCESS_DENIED };
+      const v = decodeFileRenameInformation(buf);
+      if (v.RootDirectory !== 0n) return { status: NtStatus.INVALID_PARAMETER };
+      let name = v.FileName;
+      if (name.startsWith('\\')) name = name.slice(1);
+      const parsed = parseSmbPath(name);
+      if (!parsed.ok) return { status: parsed.status };
+      if (parsed.path === '' || open.path === '') return { status: NtStatus.INVALID_PARAMETER };
+      try {
+        await open.tree.share.ios!.rename(open.path, parsed.path, v.ReplaceIfExists);
+      } catch (err) {
+        if (err instanceof IosError) {
+          if (err.code === 'EEXIST') return { status: NtStatus.OBJECT_NAME_COLLISION };
+          if (err.code === 'ENOENT') return { status: NtStatus.OBJECT_PATH_NOT_FOUND };
+          if (err.code === 'EISDIR' || err.code === 'ENOTEMPTY') return { status: NtStatus.ACCESS_DENIED };
+          return { status: statusForIosError(err.code) };
+        }
+        throw err;
+      }
+      const found = await open.tree.share.ios!.stat(parsed.path);
+      open.path = found.path;
+      return ok;
+    }
+    case FileInfoClass.FileDispositionInformation:
+    case FileInfoClass.FileDispositionInformationEx: {
+      if (!need(open, AccessMask.DELETE)) return { status: NtStatus.ACCESS_DENIED };
+      const deletePending =
+        cls === FileInfoClass.FileDispositionInformation
+          ? decodeFileDispositionInformation(buf).DeletePending
+          : (decodeFileDispositionInformationEx(buf).Flags & DispositionFlags.FILE_DISPOSITION_DELETE) !== 0;
+      if (deletePending) {
+        // MS-FSA 2.1.5.15.3: read-only files, the root and non-empty directories cannot be deleted.
+        if (open.path === '') return { status: NtStatus.CANNOT_DELETE };
+        const info = await handle.info();
+        if (!info.isDirectory && info.attributes & FileAttr.READONLY) return { status: NtStatus.CANNOT_DELETE };
+        if (info.isDirectory) {
+          const page = await handle.list(undefined, 1);
+          if (page.entries.length > 0) return { status: NtStatus.DIRECTORY_NOT_EMPTY };
+        }
+      }
+      open.deleteOnClose = deletePending;
+      return ok;
+    }
+    case FileInfoClass.FilePositionInformation: {
+      const v = decodeFilePositionInformation(buf);
+      if (v.CurrentByteOffset > OFFSET_MAX) return { status: NtStatus.INVALID_PARAMETER };
+      open.position = v.CurrentByteOffset;
+      return ok;
+    }
+    case FileInfoClass.FileModeInformation: {
+      const v = decodeFileModeInformation(buf);
+      // MS-FSA 2.1.5.15.10: only these mode bits may be set.
+      if (v.Mode & ~(0x2 | 0x4 | 0x10 | 0x20) || (v.Mode & 0x30) === 0x30) return { status: NtStatus.INVALID_PARAMETER };
+      open.mode = (open.mode & ~0x36) | v.Mode;
+      return ok;
+    }
+    case FileInfoClass.FileEndOfFileInformation:
+    case FileInfoClass.FileAllocationInformation: {
+      if (open.kind === 'directory') return { status: NtStatus.INVALID_PARAMETER };
+      if (!need(open, AccessMask.FILE_WRITE_DATA)) return { status: NtStatus.ACCESS_DENIED };
+      if (cls === FileInfoClass.FileEndOfFileInformation) {
+        const v = decodeFileEndOfFileInformation(buf);
+        if (v.EndOfFile > OFFSET_MAX) return { status: NtStatus.INVALID_PARAMETER };
+        await handle.truncate(Number(v.EndOfFile));
+      } else {
+        // MS-FSA 2.1.5.15.1: shrinking the allocation below EOF cuts the file; growing it is a hint.
+        const v = decodeFileAllocationInformation(buf);
+        if (v.AllocationSize > OFFSET_MAX) return { status: NtStatus.INVALID_PARAMETER };
+        const info = await handle.info();
+        if (Number(v.AllocationSize) < info.size) await handle.truncate(Number(v.AllocationSize));
+      }
+      return ok;
+    }
+    case FileInfoClass.FileValidDataLengthInformation: {
+      if (open.kind === 'directory') return { status: NtStatus.INVALID_PARAMETER };
+      if (!need(open, AccessMask.FILE_WRITE_DATA)) return { status: NtStatus.ACCESS_DENIED };
+      const v = decodeFileValidDataLengthInformation(buf);
+      const info = await handle.info();
+      // MS-FSA 2.1.5.15.14: the new valid data length must lie within the file; storage zero-fills anyway.
+      if (v.ValidDataLength > BigInt(info.size)) return { status: NtStatus.INVALID_PARAMETER };
+      return ok;
+    }
+    default:
+      // Hard links and short names are not served yet.
+      return { status: NtStatus.NOT_SUPPORTED };
+  }
+}
+
+async function setSecurity(open: Open, additional: number, buf: Buffer): Promise<Reply> {
+  // MS-FSA 2.1.5.17: WRITE_OWNER for owner/group, WRITE_DAC for the DACL, ACCESS_SYSTEM_SECURITY for the SACL.
+  if (additional & (SECURITY_OWNER | SECURITY_GROUP) && !need(open, AccessMask.WRITE_OWNER)) return { status: NtStatus.ACCESS_DENIED };
+  if (additional & SECURITY_DACL && !need(open, AccessMask.WRITE_DAC)) return { status: NtStatus.ACCESS_DENIED };
+  if (additional & SECURITY_SACL && !need(open, AccessMask.ACCESS_SYSTEM_SECURITY)) return { status: NtStatus.ACCESS_DENIED };
+  if (buf.length > limits.securityDescriptorBytesMax) return { status: NtStatus.INVALID_PARAMETER };
+  try {
+    parseSecurityDescriptor(buf);
+  } catch {
+    return { status: NtStatus.INVALID_SECURITY_DESCR };
+  }
+  const handle = open.handle!;
+  const old = (await handle.getSecurity()) ?? defaultFileSecurityDescriptor(open.session.sid || 'S-1-5-32-544');
+  const merged = mergeSecurityDescriptor(old, buf, additional);
+  await handle.setSecurity(merged);
+  return ok;
+}

@@ -1,0 +1,97 @@
+// Conformance: Samba's smbtorture against a real Tessera process (testing tier 4 of
+// shared/design/ARCHITECTURE.md). Each suite is one vitest test. A test fails when
+//  - a smbtorture test not listed in knownfail.txt fails (or errors),
+//  - a listed test passes (the list must shrink: "unexpected pass"),
+//  - fewer tests pass than Samba 4.17 passes on the same suite (shared/design/TOOLS.md).
+// TESSERA_TORTURE_SERVER=samba runs the same suites against a private Samba instead (with
+// knownfail-samba.txt and no minimum), to check the harness itself.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { freePort, startSamba, startTessera, type RunningServer } from '../helpers/servers.js';
+import { describeVerdict, judge, loadKnownFail, runTorture, type Verdict } from './torture.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const againstSamba = process.env['TESSERA_TORTURE_SERVER'] === 'samba';
+
+/** Samba 4.17's pass counts on this kind of machine (shared/design/TOOLS.md). */
+const suites: { suite: string; sambaPassed: number }[] = [
+  { suite: 'smb2.connect', sambaPassed: 1 },
+  { suite: 'smb2.read', sambaPassed: 5 },
+  { suite: 'smb2.rw', sambaPassed: 2 },
+  { suite: 'smb2.credits', sambaPassed: 3 },
+  { suite: 'smb2.compound', sambaPassed: 18 },
+];
+
+const suiteTimeoutMs = 240_000;
+const share = 'vms';
+const user = 'tortureuser';
+const password = 'Torture-Pw1';
+
+const knownFail = loadKnownFail(join(here, againstSamba ? 'knownfail-samba.txt' : 'knownfail.txt'));
+const verdicts = new Map<string, Verdict>();
+let server: RunningServer | undefined;
+let shareDir = '';
+
+function summaryTable(): string {
+  const rows = [['suite', 'passed/total', 'success', 'skip', 'known fail', 'unexpected', 'Samba 4.17']];
+  for (const { suite, sambaPassed } of suites) {
+    const v = verdicts.get(suite);
+    if (!v) {
+      rows.push([suite, 'not run', '', '', '', '', String(sambaPassed)]);
+      continue;
+    }
+    rows.push([
+      suite,
+      `${v.passed}/${v.total}`,
+      String(v.succeeded),
+      String(v.skipped),
+      String(v.expectedFailures.length),
+      String(v.unexpectedFailures.length + v.unexpectedPasses.length),
+      String(sambaPassed),
+    ]);
+  }
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')).join('\n');
+}
+
+describe(`smbtorture against ${againstSamba ? 'Samba (harness check)' : 'Tessera'}`, () => {
+  beforeAll(async () => {
+    shareDir = mkdtempSync(join(tmpdir(), 'tessera-torture-share-'));
+    const port = await freePort();
+    const shares = [{ name: share, path: shareDir }];
+    server = againstSamba
+      ? await startSamba({ port, shares, user, password })
+      : await startTessera({ port, shares, users: [{ name: user, password }], extraArgs: ['--log-level', 'warn'] });
+  });
+
+  afterAll(async () => {
+    console.log(`\nsmbtorture summary (${againstSamba ? 'Samba' : 'Tessera'}):\n${summaryTable()}\n`);
+    await server?.stop();
+    if (shareDir) rmSync(shareDir, { recursive: true, force: true });
+  });
+
+  for (const { suite, sambaPassed } of suites) {
+    test(
+      suite,
+      async () => {
+        if (!server) throw new Error('server did not start');
+        const results = await runTorture(server, share, user, password, suite, { timeoutMs: suiteTimeoutMs });
+        const verdict = judge(results, knownFail);
+        verdicts.set(suite, verdict);
+        const problems = describeVerdict(verdict);
+        if (problems !== '') {
+          console.log(`--- ${suite}: server log tail ---\n${server.logs().slice(-6000)}`);
+        }
+        expect(problems, `${suite}: unexpected smbtorture results`).toBe('');
+        if (!againstSamba) {
+          expect(verdict.passed, `${suite}: fewer passes than Samba 4.17`).toBeGreaterThanOrEqual(sambaPassed);
+        }
+      },
+      suiteTimeoutMs + 30_000,
+    );
+  }
+});
