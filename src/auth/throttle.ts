@@ -4,12 +4,16 @@
 // at most `addressesMax` addresses are tracked and the least recently failed one is forgotten first.
 import { assert } from '../base/assert.js';
 import type { Clock } from '../base/clock.js';
-import type { limits as Limits } from '../base/limits.js';
 
 /** Addresses tracked at most (not in limits.ts, which this module may not edit; see the report). */
 export const THROTTLE_ADDRESSES_MAX = 65_536;
 
-export type ThrottleLimits = Pick<typeof Limits, 'logonFailuresPerWindowMax' | 'logonFailureWindowMs' | 'logonFailureDelayMs'>;
+/** The three limits.ts entries the throttle uses (pass `limits` itself in production). */
+export interface ThrottleLimits {
+  readonly logonFailuresPerWindowMax: number;
+  readonly logonFailureWindowMs: number;
+  readonly logonFailureDelayMs: number;
+}
 
 export class LogonThrottle {
   /** Address -> monotonic times of its recent failures, oldest first (at most logonFailuresPerWindowMax). */

@@ -16,7 +16,7 @@ export const limits = {
   /** Credits granted to a connection right after NEGOTIATE. */
   creditsInitial: 1,
   /** Credits granted per response when the client asks for more. */
-  creditsGrantPerResponseMax: 512,
+  creditsGrantPerResponseMax: 8192,
   /** Requests a connection may have in flight (including async ones). */
   requestsInFlightPerConnectionMax: 8192,
   /** Async (interim-answered) requests per connection. */

@@ -35,6 +35,11 @@ import type { Server } from './server.js';
 import { handleSmb1Negotiate } from './handlers/negotiate.js';
 
 const FILE_ID_ANY = 0xffffffffffffffffn;
+
+/** NTSTATUS severity "error" (MS-ERREF 2.3): warnings such as BUFFER_OVERFLOW do not break a chain. */
+function isError(status: number): boolean {
+  return status >>> 30 === 3;
+}
 const SIGNATURE_OFFSET = 48;
 
 /** Negotiated connection state (MS-SMB2 3.3.1.7). */
@@ -301,8 +306,12 @@ export class Connection {
     }
     const grant = (status: number): number => this.grantCredits(hdr, status);
 
-    const reply = (r: Reply, session: Session | undefined, tree: Tree | undefined) =>
-      this.buildReply(hdr, r, session, tree, encrypted, grant(r.status), single);
+    const reply = (r: Reply, session: Session | undefined, tree: Tree | undefined) => {
+      // MS-SMB2 3.3.5.2.7.2: a failure is remembered for the related requests that follow.
+      chain.previousStatus = r.status;
+      if (hdr.Command === Command.CREATE) chain.fileId = undefined;
+      return this.buildReply(hdr, r, session, tree, encrypted, grant(r.status), single);
+    };
 
     if (!spec) return reply({ status: NtStatus.INVALID_PARAMETER }, undefined, undefined);
 
@@ -330,7 +339,18 @@ export class Connection {
 
     // Related operations take their ids from the chain (MS-SMB2 3.3.5.2.7.2).
     const related = (hdr.Flags & HeaderFlags.RELATED_OPERATIONS) !== 0;
-    if (related && firstInChain) return reply({ status: NtStatus.INVALID_PARAMETER }, undefined, undefined);
+    if (!related) {
+      // An unrelated request starts a new chain context: its own ids, no inherited FileId.
+      chain.sessionId = hdr.SessionId;
+      chain.treeId = hdr.TreeId;
+      chain.fileId = undefined;
+    }
+    if (related && firstInChain) {
+      // MS-SMB2 3.3.5.2.7.2: the first request of a chain cannot be related; its ids still seed the chain.
+      chain.sessionId = hdr.SessionId;
+      chain.treeId = hdr.TreeId;
+      return reply({ status: NtStatus.INVALID_PARAMETER }, undefined, undefined);
+    }
     const sessionId = related ? chain.sessionId : hdr.SessionId;
     const treeId = related ? chain.treeId : hdr.TreeId;
 
@@ -397,7 +417,7 @@ export class Connection {
       };
       if (related && fid.Persistent === FILE_ID_ANY && fid.Volatile === FILE_ID_ANY) {
         if (!chain.fileId) {
-          const status = chain.previousStatus !== NtStatus.SUCCESS ? chain.previousStatus : NtStatus.INVALID_PARAMETER;
+          const status = isError(chain.previousStatus) ? chain.previousStatus : NtStatus.FILE_CLOSED;
           return reply({ status }, session, tree);
         }
         fid = chain.fileId;
@@ -406,7 +426,7 @@ export class Connection {
       if (!open || open.persistent !== fid.Persistent || open.closed || (tree && open.tree !== tree)) {
         if (spec.fileIdOptional) open = undefined;
         else {
-          const status = related && chain.previousStatus !== NtStatus.SUCCESS ? chain.previousStatus : NtStatus.FILE_CLOSED;
+          const status = NtStatus.FILE_CLOSED;
           return reply({ status }, session, tree);
         }
       }

@@ -199,7 +199,7 @@ export function encodeFileFsSectorSizeInformation(v: {
 }
 
 const FS_QUERY_RULES: ReadonlyMap<number, { min: number; partial: boolean }> = new Map([
-  // BlockAlign(FieldOffset(FILE_FS_VOLUME_INFORMATION.VolumeLabel), 8) = 24 (MS-FSA 2.1.5.13.9).
+  // BlockAlign(FieldOffset(FILE_FS_VOLUME_INFORMATION.VolumeLabel), 8) = 24 (MS-FSA 2.1.5.13.1).
   [FsInfoClass.FileFsVolumeInformation, { min: 24, partial: true }],
   [FsInfoClass.FileFsSizeInformation, { min: 24, partial: false }],
   [FsInfoClass.FileFsDeviceInformation, { min: 8, partial: false }],

@@ -10,7 +10,7 @@ import { maxTransact } from '../files.js';
 
 const VALIDATE_NEGOTIATE_RESPONSE_SIZE = 24;
 
-export function handleIoctl(ctx: RequestContext): Reply {
+export async function handleIoctl(ctx: RequestContext): Promise<Reply> {
   const req = decodeIoctlRequest(ctx.msg);
   // MS-SMB2 3.3.5.15: only FSCTLs are served over SMB2.
   if (req.Flags !== IoctlFlags.IS_FSCTL) return { status: NtStatus.NOT_SUPPORTED };
@@ -22,6 +22,8 @@ export function handleIoctl(ctx: RequestContext): Reply {
       return validateNegotiate(ctx, req);
     case FsctlCode.PIPE_TRANSCEIVE:
       return pipeTransceive(ctx, req);
+    case FsctlCode.CREATE_OR_GET_OBJECT_ID:
+      return objectId(ctx, req);
     case FsctlCode.DFS_GET_REFERRALS:
     case FsctlCode.DFS_GET_REFERRALS_EX:
       // MS-SMB2 3.3.5.15.2: a server without DFS answers STATUS_FS_DRIVER_REQUIRED.
@@ -76,4 +78,24 @@ function pipeTransceive(ctx: RequestContext, req: IoctlRequest): Reply {
     status: more ? NtStatus.BUFFER_OVERFLOW : NtStatus.SUCCESS,
     body: ioctlResponse({ CtlCode: req.CtlCode, FileId: req.FileId, Output: output }),
   };
+}
+
+/**
+ * FSCTL_CREATE_OR_GET_OBJECT_ID (MS-FSCC 2.3.7): a FILE_OBJECTID_BUFFER. Object ids are derived from
+ * the stable file id and the volume serial, so "create" and "get" agree across restarts without
+ * storing anything.
+ */
+async function objectId(ctx: RequestContext, req: IoctlRequest): Promise<Reply> {
+  const open = ctx.open;
+  if (!open) return { status: NtStatus.FILE_CLOSED };
+  if (open.kind === 'pipe') return { status: NtStatus.INVALID_DEVICE_REQUEST };
+  if (req.MaxOutputResponse < 64) return { status: NtStatus.BUFFER_TOO_SMALL };
+  const info = await open.handle!.info();
+  const fs = await ctx.conn.server.volumeInfo(open.tree.share);
+  const out = Buffer.alloc(64);
+  out.writeBigUInt64LE(info.fileId, 0);
+  out.writeUInt32LE(fs.volumeSerial >>> 0, 8);
+  out.writeUInt32LE(fs.volumeSerial >>> 0, 16); // BirthVolumeId
+  out.copy(out, 32, 0, 16); // BirthObjectId = ObjectId
+  return { status: NtStatus.SUCCESS, body: ioctlResponse({ CtlCode: req.CtlCode, FileId: req.FileId, Output: out }) };
 }

@@ -8,6 +8,8 @@ import { Dialect } from '../../protocol/negotiate.js';
 import { limits } from '../../base/limits.js';
 
 const OFFSET_MAX = BigInt(Number.MAX_SAFE_INTEGER);
+const INT64_MAX = (1n << 63n) - 1n;
+const EMPTY = Buffer.alloc(0);
 
 export async function handleRead(ctx: RequestContext): Promise<Reply> {
   const req = decodeReadRequest(ctx.msg);
@@ -24,10 +26,16 @@ export async function handleRead(ctx: RequestContext): Promise<Reply> {
   if (open.kind === 'directory') return { status: NtStatus.INVALID_DEVICE_REQUEST };
   // MS-SMB2 3.3.5.12: the open must have been granted read (or execute) access.
   if (!(open.grantedAccess & (AccessMask.FILE_READ_DATA | AccessMask.FILE_EXECUTE))) return { status: NtStatus.ACCESS_DENIED };
-  if (req.Offset > OFFSET_MAX || req.Offset + BigInt(req.Length) > OFFSET_MAX) return { status: NtStatus.INVALID_PARAMETER };
+  // MS-FSA 2.1.5.2: a negative offset, or a range that ends past INT64_MAX, is invalid; a zero-length
+  // read is answered with no data; a range beyond any file this server can hold is end of file.
+  if (req.Offset > INT64_MAX || req.Offset + BigInt(req.Length) > INT64_MAX) return { status: NtStatus.INVALID_PARAMETER };
+  if (req.Length === 0 && req.MinimumCount === 0) return { status: NtStatus.SUCCESS, body: readResponse({ Data: EMPTY, DataRemaining: 0 }) };
+  if (req.Offset + BigInt(req.Length) > OFFSET_MAX) return { status: NtStatus.END_OF_FILE };
 
   const data = await open.handle!.read(Number(req.Offset), req.Length);
   // MS-SMB2 3.3.5.12: reading at or past the end, or less than MinimumCount, is STATUS_END_OF_FILE.
   if ((data.length === 0 && req.Length > 0) || data.length < req.MinimumCount) return { status: NtStatus.END_OF_FILE };
+  // The file position follows synchronous reads (FilePositionInformation, MS-FSA 2.1.5.2).
+  open.position = req.Offset + BigInt(data.length);
   return { status: NtStatus.SUCCESS, body: readResponse({ Data: data, DataRemaining: 0 }) };
 }

@@ -7,8 +7,9 @@ import type { Reply, RequestContext } from '../context.js';
 import { Dialect } from '../../protocol/negotiate.js';
 import { limits } from '../../base/limits.js';
 
-const OFFSET_MAX = BigInt(Number.MAX_SAFE_INTEGER);
-const APPEND_OFFSET = 0xffffffffffffffffn;
+const INT64_MAX = (1n << 63n) - 1n;
+/** NTFS's largest file (MS-FSA: 0xfffffff0000 bytes, 16 TiB - 64 KiB). */
+const MAX_FILE_SIZE = 0xfffffff0000n;
 
 export async function handleWrite(ctx: RequestContext): Promise<Reply> {
   const req = decodeWriteRequest(ctx.msg);
@@ -27,20 +28,24 @@ export async function handleWrite(ctx: RequestContext): Promise<Reply> {
   if (open.tree.share.readOnly) return { status: NtStatus.MEDIA_WRITE_PROTECTED };
 
   const handle = open.handle!;
-  let offset: number;
-  if (req.Offset === APPEND_OFFSET) {
-    // MS-FSA 2.1.5.3: an offset of -1 writes at the end of file.
-    offset = (await handle.info()).size;
-  } else {
-    if (req.Offset > OFFSET_MAX || req.Offset + BigInt(req.Length) > OFFSET_MAX) return { status: NtStatus.INVALID_PARAMETER };
-    offset = Number(req.Offset);
-    if (!(open.grantedAccess & AccessMask.FILE_WRITE_DATA)) {
-      // Append-only opens may only write at the end (MS-FSA 2.1.5.3).
-      const size = (await handle.info()).size;
-      if (offset < size) return { status: NtStatus.ACCESS_DENIED };
-    }
+  // MS-FSA 2.1.5.3: negative offsets (including the -1 "end of file" marker, which SMB2 does not
+  // honour) are invalid; a zero-length write anywhere below INT64_MAX succeeds and writes nothing;
+  // a range ending past the NTFS maximum file size is invalid.
+  if (req.Offset > INT64_MAX) return { status: NtStatus.INVALID_PARAMETER };
+  if (req.Data.length === 0) return { status: NtStatus.SUCCESS, body: writeResponse({ Count: 0 }) };
+  const end = req.Offset + BigInt(req.Data.length);
+  if (end > MAX_FILE_SIZE) return { status: NtStatus.INVALID_PARAMETER };
+  // A non-sparse file cannot grow beyond the volume: NTFS answers DISK_FULL, and so do we.
+  const fs = await ctx.conn.server.volumeInfo(open.tree.share);
+  if (end > BigInt(fs.totalBytes)) return { status: NtStatus.DISK_FULL };
+  const offset = Number(req.Offset);
+  if (!(open.grantedAccess & AccessMask.FILE_WRITE_DATA)) {
+    // Append-only opens may only write at the end (MS-FSA 2.1.5.3).
+    const size = (await handle.info()).size;
+    if (offset < size) return { status: NtStatus.ACCESS_DENIED };
   }
-  const written = req.Data.length === 0 ? 0 : await handle.write(offset, req.Data);
+  const written = await handle.write(offset, req.Data);
+  open.position = BigInt(offset + written);
   if (req.Flags & WriteFlags.SMB2_WRITEFLAG_WRITE_THROUGH || open.createOptions & CreateOptions.FILE_WRITE_THROUGH) await handle.flush();
   return { status: NtStatus.SUCCESS, body: writeResponse({ Count: written }) };
 }
