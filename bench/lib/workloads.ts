@@ -150,7 +150,8 @@ export const seqWorkload: Workload = {
   async run(env, record) {
     const bytes = env.params.seqBytes;
     const gib = bytes / GiB;
-    const timeoutMs = 600_000;
+    // Generous: 10 MiB/s would already be a failure worth reporting.
+    const timeoutMs = 60_000 + Math.ceil(bytes / (10 * 1024 * 1024)) * 1000;
     for (const { mode } of seqModes) {
       for (const dir of ['put', 'get'] as const) {
         const rowId = `${mode}-${dir}`;

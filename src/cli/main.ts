@@ -190,7 +190,10 @@ async function buildCredentials(config: Config, log: Logger, defaultMode: boolea
           `Manage users with: tessera user add|del|list --users-file ${config.usersFile}\n\n`,
       );
     }
-    for (const u of config.inlineUsers) await store.add(u.name, u.password);
+    for (const u of config.inlineUsers) {
+      if (await store.lookup(u.name)) await store.setPassword(u.name, u.password);
+      else await store.add(u.name, u.password);
+    }
     return store;
   }
   const mem = new MemoryCredentialStore();
@@ -313,7 +316,7 @@ async function user(args: string[]): Promise<number> {
       return 0;
     }
     case 'list':
-      for (const u of await store.list()) process.stdout.write(`${typeof u === 'string' ? u : u.name}\n`);
+      for (const u of store.list()) process.stdout.write(`${u.name}${u.disabled ? ' (disabled)' : ''}\n`);
       return 0;
     default:
       process.stderr.write(USAGE);

@@ -313,6 +313,23 @@ export class Connection {
       return this.buildReply(hdr, r, session, tree, encrypted, grant(r.status), single);
     };
 
+    // Related operations take their ids from the chain (MS-SMB2 3.3.5.2.7.2).
+    const related = (hdr.Flags & HeaderFlags.RELATED_OPERATIONS) !== 0;
+    if (!related) {
+      // An unrelated request starts a new chain context: its own ids, no inherited FileId.
+      chain.sessionId = hdr.SessionId;
+      chain.treeId = hdr.TreeId;
+      chain.fileId = undefined;
+    }
+    if (related && firstInChain) {
+      // MS-SMB2 3.3.5.2.7.2: the first request of a chain cannot be related; its ids still seed the chain.
+      chain.sessionId = hdr.SessionId;
+      chain.treeId = hdr.TreeId;
+      return reply({ status: NtStatus.INVALID_PARAMETER }, undefined, undefined);
+    }
+    const sessionId = related ? chain.sessionId : hdr.SessionId;
+    const treeId = related ? chain.treeId : hdr.TreeId;
+
     if (!spec) return reply({ status: NtStatus.INVALID_PARAMETER }, undefined, undefined);
 
     if (neg?.supportsMultiCredit && spec.payloadSize) {
@@ -337,30 +354,15 @@ export class Connection {
       if (size > 65536) return reply({ status: NtStatus.INVALID_PARAMETER }, undefined, undefined);
     }
 
-    // Related operations take their ids from the chain (MS-SMB2 3.3.5.2.7.2).
-    const related = (hdr.Flags & HeaderFlags.RELATED_OPERATIONS) !== 0;
-    if (!related) {
-      // An unrelated request starts a new chain context: its own ids, no inherited FileId.
-      chain.sessionId = hdr.SessionId;
-      chain.treeId = hdr.TreeId;
-      chain.fileId = undefined;
-    }
-    if (related && firstInChain) {
-      // MS-SMB2 3.3.5.2.7.2: the first request of a chain cannot be related; its ids still seed the chain.
-      chain.sessionId = hdr.SessionId;
-      chain.treeId = hdr.TreeId;
-      return reply({ status: NtStatus.INVALID_PARAMETER }, undefined, undefined);
-    }
-    const sessionId = related ? chain.sessionId : hdr.SessionId;
-    const treeId = related ? chain.treeId : hdr.TreeId;
-
     // Session (MS-SMB2 3.3.5.2.9).
     let session: Session | undefined;
     if (spec.needsSession || (hdr.Command === Command.SESSION_SETUP && sessionId !== 0n)) {
       session = this.server.findSession(sessionId, this);
       if (!session) {
         chain.sessionId = sessionId;
-        return reply({ status: NtStatus.USER_SESSION_DELETED }, undefined, undefined);
+        // A related request inheriting an unknown session is malformed rather than expired (Windows
+        // behaviour smbtorture's compound.invalid2 checks).
+        return reply({ status: related ? NtStatus.INVALID_PARAMETER : NtStatus.USER_SESSION_DELETED }, undefined, undefined);
       }
       if (spec.needsSession && session.state !== 'valid') {
         if (session.state === 'expired') return reply({ status: NtStatus.NETWORK_SESSION_EXPIRED }, session, undefined);

@@ -45,8 +45,8 @@ export interface TestClientOptions {
 }
 
 export class NtlmTestClient {
-  negotiateMsg = Buffer.alloc(0);
-  exportedSessionKey = Buffer.alloc(0);
+  negotiateMsg: Buffer = Buffer.alloc(0);
+  exportedSessionKey: Buffer = Buffer.alloc(0);
   flags = 0;
 
   constructor(private readonly o: TestClientOptions) {}
@@ -80,7 +80,7 @@ export class NtlmTestClient {
     const proof = ntProofStr(key, chal.ServerChallenge, temp);
     const nt = this.o.ntlmv1 ? Buffer.alloc(24, 7) : Buffer.concat([proof, temp]);
     const sbk = sessionBaseKeyV2(key, proof);
-    let encrypted = Buffer.alloc(0);
+    let encrypted: Buffer = Buffer.alloc(0);
     this.exportedSessionKey = sbk;
     if (flags & F.NTLMSSP_NEGOTIATE_KEY_EXCH) {
       const rsk = this.o.randomSessionKey ?? Buffer.alloc(16, 0x42);

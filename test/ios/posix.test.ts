@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { FileAttr, IOS_SPI_VERSION, IosError, type IosShare } from '../../src/ios/spi.js';
 import { posixDriver } from '../../src/ios/posix/index.js';
 import { toIosError } from '../../src/ios/posix/errno.js';
@@ -101,6 +102,33 @@ describe('posix driver specifics', () => {
       expect((await handle.list(undefined, 10)).entries).toEqual([]);
       await handle.close();
       expect(fs.readFileSync(join(outside, 'secret'), 'utf8')).toBe('top secret');
+    });
+
+    it('random paths only ever resolve inside the share or reject with IosError', async () => {
+      fs.mkdirSync(join(root, 'a'));
+      fs.symlinkSync(outside, join(root, 'a', 'l'));
+      fs.symlinkSync('/etc', join(root, 'e'));
+      const before = fs.readdirSync(outside).sort();
+      const piece = fc.constantFrom('a', 'A', 'l', 'L', 'e', '..', '.', '', 'x', ':', '\\', '\u0000', '.tessera', 'secret', '/');
+      await fc.assert(
+        fc.asyncProperty(fc.array(piece, { maxLength: 6 }), fc.constantFrom('stat', 'open', 'create', 'mkdir', 'remove', 'rename'), async (pieces, op) => {
+          const path = pieces.join(pieces.length % 2 === 0 ? '/' : '');
+          try {
+            if (op === 'stat') await share.stat(path);
+            else if (op === 'open') await (await share.open(path, { mode: 'open', write: false })).handle.close();
+            else if (op === 'create') await (await share.open(path, { mode: 'openOrCreate', write: true })).handle.close();
+            else if (op === 'mkdir') await (await share.open(path, { mode: 'openOrCreate', directory: true, write: false })).handle.close();
+            else if (op === 'remove') await share.remove(path);
+            else await share.rename(path, 'a/moved', true);
+          } catch (err) {
+            if (!(err instanceof IosError)) throw err;
+          }
+        }),
+        { numRuns: 400 },
+      );
+      expect(fs.readdirSync(outside).sort()).toEqual(before);
+      expect(fs.readFileSync(join(outside, 'secret'), 'utf8')).toBe('top secret');
+      expect(fs.lstatSync(join(root, 'e')).isSymbolicLink()).toBe(true);
     });
 
     it('FIFOs and other special files are invisible', async () => {

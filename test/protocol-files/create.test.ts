@@ -195,6 +195,14 @@ describe('create context chain (MS-SMB2 2.2.13.2)', () => {
     bad((b) => b.writeUInt32LE(64, 12)); // data past its context
     bad((b) => b.writeUInt16LE(20, 10)); // DataOffset not 8-aligned
     expect(() => decodeCreateContexts(two.subarray(0, 10))).toThrow(MalformedError);
+    // A well-formed second context at an unaligned offset (20) is still rejected: Next % 8 != 0.
+    const first = ctx(Buffer.from('MxAc'), Buffer.alloc(0), true);
+    first.writeUInt32LE(20, 0);
+    const unaligned = Buffer.concat([first, ctx(Buffer.from('QFid'), Buffer.alloc(0), true)]);
+    expect(() => decodeCreateContexts(unaligned)).toThrow(/Next 20/);
+    const aligned = Buffer.concat([first, Buffer.alloc(4), ctx(Buffer.from('QFid'), Buffer.alloc(0), true)]);
+    aligned.writeUInt32LE(24, 0);
+    expect(decodeCreateContexts(aligned).map((c) => c.Name)).toEqual(['MxAc', 'QFid']);
   });
 
   it('encodes 8-byte aligned chains that decode back', () => {

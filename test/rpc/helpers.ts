@@ -1,4 +1,6 @@
 // Shared fixtures for the rpc tests.
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { SrvsvcService, STYPE, type SrvsvcShare } from '../../src/rpc/srvsvc.js';
 import { RpcPipeEndpoint, type RpcCaller } from '../../src/rpc/pipe.js';
 import {
@@ -91,4 +93,56 @@ export function shareEnumStub(level: number, prefMax = 0xffffffff, resume: numbe
   b.writeUInt32LE(0x20004, 28); // ResumeHandle -> DWORD
   b.writeUInt32LE(resume, 32);
   return b;
+}
+
+/**
+ * A TCP server on 127.0.0.1 that runs one RpcPipeEndpoint per connection (ncacn_ip_tcp framing is
+ * the same PDU stream as a named pipe). onPdu sees every PDU the client sent.
+ */
+export async function startRpcTcpServer(
+  shares: SrvsvcShare[],
+  onPdu: (pdu: Buffer) => void = () => {},
+): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+  const server = createServer((socket) => {
+    const ep = new RpcPipeEndpoint([srvsvc(shares)], { maxBufferedBytes: 1 << 20, caller: ADMIN, pipeName: 'srvsvc' });
+    let seen = Buffer.alloc(0);
+    socket.on('data', (chunk) => {
+      seen = Buffer.concat([seen, chunk]);
+      for (let n = pduLength(seen); n !== undefined && seen.length >= n; n = pduLength(seen)) {
+        onPdu(seen.subarray(0, n));
+        seen = seen.subarray(n);
+      }
+      ep.write(chunk);
+      for (let m = ep.read(65536); m !== undefined; m = ep.read(65536)) socket.write(m);
+    });
+    socket.on('error', () => socket.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return { server, port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+export const PYTHON = '/usr/bin/python3';
+
+/** Why `import module` fails under /usr/bin/python3, or '' when it works. */
+export function pythonModuleMissing(module: string): string {
+  const probe = spawnSync(PYTHON, ['-c', `import ${module}`], { encoding: 'utf8' });
+  return probe.status === 0 ? '' : `cannot import ${module} with ${PYTHON}: ${probe.error?.message ?? probe.stderr.trim()}`;
+}
+
+/** Runs a Python client script and parses the JSON object it prints. */
+export function runPythonClient(script: string, args: string[]): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(PYTHON, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) reject(new Error(`${script} exited ${code}: ${err}`));
+      else resolve(JSON.parse(out) as Record<string, unknown>);
+    });
+  });
 }

@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { FrameDecoder, writeFrameHeader } from '../../src/server/framing.js';
+import { MalformedError } from '../../src/base/errors.js';
+import { CreditWindow } from '../../src/server/credits.js';
+
+function frame(payload: Buffer): Buffer {
+  const out = Buffer.alloc(4 + payload.length);
+  writeFrameHeader(out, 0, payload.length);
+  payload.copy(out, 4);
+  return out;
+}
+
+describe('FrameDecoder (direct-TCP framing, MS-SMB2 2.1)', () => {
+  it('returns the same frames whatever the split points of the byte stream', () => {
+    const payloads = [Buffer.from('a'), Buffer.alloc(300, 7), Buffer.from('hello world'), Buffer.alloc(70000, 3)];
+    const stream = Buffer.concat(payloads.map(frame));
+    for (let split = 1; split < stream.length; split += split < 400 ? 1 : 997) {
+      const d = new FrameDecoder(1 << 20);
+      const got: Buffer[] = [];
+      for (const part of [stream.subarray(0, split), stream.subarray(split)]) {
+        d.push(part);
+        for (let f = d.next(); f; f = d.next()) got.push(Buffer.from(f));
+      }
+      expect(got.map((g) => g.length)).toEqual(payloads.map((p) => p.length));
+      expect(got.every((g, i) => g.equals(payloads[i]!))).toBe(true);
+      expect(d.buffered).toBe(0);
+    }
+  });
+
+  it('returns a view (no copy) when the frame lies inside one chunk', () => {
+    const chunk = frame(Buffer.from('payload'));
+    const d = new FrameDecoder(1024);
+    d.push(chunk);
+    const f = d.next()!;
+    expect(f.buffer).toBe(chunk.buffer);
+  });
+
+  it('rejects a non-zero first header byte, an empty frame and an oversized frame', () => {
+    const bad = new FrameDecoder(1024);
+    bad.push(Buffer.from([1, 0, 0, 1, 0]));
+    expect(() => bad.next()).toThrow(MalformedError);
+    const empty = new FrameDecoder(1024);
+    empty.push(Buffer.from([0, 0, 0, 0]));
+    expect(() => empty.next()).toThrow(MalformedError);
+    const big = new FrameDecoder(1024);
+    big.push(Buffer.from([0, 0, 4, 1]));
+    expect(() => big.next()).toThrow(MalformedError);
+  });
+
+  it('never throws anything but MalformedError on random input', () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 16 }), (chunks) => {
+        const d = new FrameDecoder(4096);
+        try {
+          for (const c of chunks) {
+            d.push(Buffer.from(c));
+            while (d.next());
+          }
+        } catch (err) {
+          if (!(err instanceof MalformedError)) throw err;
+        }
+      }),
+    );
+  });
+});
+
+describe('CreditWindow (MS-SMB2 3.3.1.1)', () => {
+  it('accepts ids out of order inside the window and refuses reuse', () => {
+    const w = new CreditWindow(8192, 0n, 1);
+    expect(w.consume(0n, 1)).toBe(true);
+    expect(w.grant(10, 8192)).toBe(10);
+    expect(w.consume(5n, 1)).toBe(true);
+    expect(w.consume(5n, 1)).toBe(false);
+    expect(w.consume(1n, 4)).toBe(true);
+    expect(w.consume(11n, 1)).toBe(false); // outside [6, 11)
+    expect(w.outstanding).toBe(5);
+  });
+
+  it('never lets the client hold more than the maximum', () => {
+    const w = new CreditWindow(16, 0n, 1);
+    expect(w.grant(100, 100)).toBe(15);
+    expect(w.grant(100, 100)).toBe(0);
+    expect(w.outstanding).toBe(16);
+  });
+
+  it('never starves a client that has used every credit', () => {
+    const w = new CreditWindow(4, 0n, 1);
+    expect(w.consume(0n, 1)).toBe(true);
+    expect(w.grant(0, 8)).toBe(1);
+  });
+});
