@@ -197,6 +197,8 @@ export class Connection {
     this.processFrame(frame)
       .catch((err) => this.onBadInput(err))
       .finally(() => {
+        // Every handler of this frame has finished with its views: the gather buffer can be reused.
+        this.decoder.release(frame);
         this.inFlight--;
         this.maybeResume();
       });

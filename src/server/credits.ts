@@ -29,6 +29,11 @@ export class CreditWindow {
   consume(messageId: bigint, charge: number): boolean {
     const count = BigInt(charge);
     if (messageId < this.start || messageId + count > this.end) return false;
+    if (messageId === this.start && this.usedAhead.size === 0) {
+      // In-order fast path: nothing ahead of the window start is used.
+      this.start += count;
+      return true;
+    }
     for (let id = messageId; id < messageId + count; id++) {
       if (this.usedAhead.has(id)) return false;
     }

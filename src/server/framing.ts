@@ -9,8 +9,16 @@ import { MalformedError } from '../base/errors.js';
 
 export const FRAME_HEADER_SIZE = 4;
 
+/** Frames at least this large that span chunks are gathered into pooled buffers (GC pressure). */
+const POOL_FRAME_BYTES_MIN = 256 * 1024;
+const POOL_BUFFERS_MAX = 4;
+
 export class FrameDecoder {
   private chunks: Buffer[] = [];
+  /** Idle gather buffers, reused for the next large frame (bounded). */
+  private readonly pool: Buffer[] = [];
+  /** Gather buffers lent out as frames, by their backing ArrayBuffer. */
+  private readonly lent = new Map<ArrayBufferLike, Buffer>();
   private head = 0; // read offset in chunks[0]
   private bufferedBytes = 0;
   private readonly frameBytesMax: number;
@@ -66,9 +74,29 @@ export class FrameDecoder {
       this.advance(n);
       return view;
     }
-    const out = Buffer.allocUnsafe(n);
+    const out = this.gatherBuffer(n);
     this.copyOut(out, n, true);
     return out;
+  }
+
+  private gatherBuffer(n: number): Buffer {
+    if (n < POOL_FRAME_BYTES_MIN) return Buffer.allocUnsafe(n);
+    const i = this.pool.findIndex((b) => b.length >= n);
+    const whole = i >= 0 ? this.pool.splice(i, 1)[0]! : Buffer.allocUnsafeSlow(n);
+    this.lent.set(whole.buffer, whole);
+    return whole.subarray(0, n);
+  }
+
+  /**
+   * Hands a frame returned by next() back once nothing refers to it any more (its request and
+   * every view of it are done), so its memory can carry the next large frame. Frames that were
+   * views of received chunks are ignored.
+   */
+  release(frame: Buffer): void {
+    const whole = this.lent.get(frame.buffer);
+    if (!whole) return;
+    this.lent.delete(frame.buffer);
+    if (this.pool.length < POOL_BUFFERS_MAX) this.pool.push(whole);
   }
 
   private advance(n: number): void {
