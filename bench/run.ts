@@ -111,7 +111,7 @@ function machineFacts(workdir: string): Record<string, string> {
     'nproc': String(availableParallelism()),
     'RAM': `${(totalmem() / 1024 ** 3).toFixed(1)} GiB`,
     'kernel': release(),
-    'share file system': `${sh('findmnt', ['-n', '-o', 'FSTYPE', '-T', workdir])} (${workdir})`,
+    'share file system': `${sh('findmnt', ['-n', '-o', 'FSTYPE', '-T', workdir]).split('\n')[0]} (${workdir})`,
     'load average (1/5/15 min) at start': loadavg().map((l) => l.toFixed(2)).join(' '),
   };
 }

@@ -239,7 +239,7 @@ export function loadKnownFail(path: string): Map<string, KnownFail> {
   return parseKnownFail(readFileSync(path, 'utf8'));
 }
 
-/** Outcomes that count as a pass: skips are tests the server may legitimately decline. */
+/** Outcomes that are not failures. Only 'success' counts as a pass; skips are reported apart. */
 export function isPass(outcome: Outcome): boolean {
   return outcome === 'success' || outcome === 'skip' || outcome === 'xfail';
 }
@@ -247,7 +247,7 @@ export function isPass(outcome: Outcome): boolean {
 export interface Verdict {
   suite: string;
   total: number;
-  /** success + skip + xfail: the measure of shared/design/TOOLS.md's Samba table. */
+  /** Tests that succeeded (skips are never counted as passes). */
   passed: number;
   succeeded: number;
   skipped: number;
@@ -276,9 +276,10 @@ export function judge(results: Results, knownFail: Map<string, KnownFail>): Verd
   for (const t of results.tests) {
     const listed = knownFail.has(t.name);
     if (isPass(t.outcome)) {
-      v.passed++;
-      if (t.outcome === 'success') v.succeeded++;
-      else v.skipped++;
+      if (t.outcome === 'success') {
+        v.passed++;
+        v.succeeded++;
+      } else v.skipped++;
       if (listed && t.outcome === 'success') v.unexpectedPasses.push(t);
     } else if (listed) {
       v.expectedFailures.push(t);
@@ -294,10 +295,10 @@ export function judge(results: Results, knownFail: Map<string, KnownFail>): Verd
 }
 
 /** A human-readable account of a verdict's problems ('' when there are none). */
-export function describeVerdict(v: Verdict): string {
+export function describeVerdict(v: Verdict, listName = 'knownfail.txt'): string {
   const out: string[] = [];
   for (const p of v.problems) out.push(`${v.suite}: ${p}`);
   for (const t of v.unexpectedFailures) out.push(`FAIL ${t.name} (${t.outcome}): ${t.details.trim().split('\n').slice(0, 4).join(' | ')}`);
-  for (const t of v.unexpectedPasses) out.push(`unexpected pass: ${t.name}: remove it from knownfail.txt`);
+  for (const t of v.unexpectedPasses) out.push(`unexpected pass: ${t.name}: remove it from ${listName}`);
   return out.join('\n');
 }

@@ -316,8 +316,9 @@ export async function startSamba(opts: SambaOptions): Promise<RunningServer> {
     'printcap name': '/dev/null',
     'disable spoolss': 'yes',
     'map to guest': 'never',
-    // NT ACLs stored in xattrs, evaluated as Windows does (smb2.compound.related4/7 need it).
-    'vfs objects': 'acl_xattr',
+    // NT ACLs and named streams in xattrs, as Windows has them (smb2.compound.related4/7 need the
+    // ACLs, smb2.compound.compound-padding a stream).
+    'vfs objects': 'acl_xattr streams_xattr',
     'usershare path': '',
     ...opts.globals,
   };
@@ -376,13 +377,19 @@ export async function startSamba(opts: SambaOptions): Promise<RunningServer> {
     stop,
     logs: () => {
       let files = '';
+      let names: string[] = [];
       try {
-        for (const f of readdirSync(join(workDir, 'log'))) {
-          const text = readFileSync(join(workDir, 'log', f), 'utf8');
-          files += `--- ${f} ---\n${text.length > logBytesMax ? text.slice(-logBytesMax) : text}\n`;
-        }
+        names = readdirSync(join(workDir, 'log'));
       } catch {
         // work dir removed after stop
+      }
+      for (const f of names) {
+        try {
+          const text = readFileSync(join(workDir, 'log', f), 'utf8');
+          files += `--- ${f} ---\n${text.length > logBytesMax ? text.slice(-logBytesMax) : text}\n`;
+        } catch {
+          // a directory (cores/) or a file removed meanwhile
+        }
       }
       return log.text() + files;
     },

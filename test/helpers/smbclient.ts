@@ -185,21 +185,22 @@ export class InteractiveSmbclient {
     return this.stderrText;
   }
 
-  /** Sends one command line without waiting (smbclient runs commands in order: a later `ls` proves it done). */
-  send(line: string): void {
-    this.child.stdin!.write(`${line}\n`);
-  }
-
-  /** Sends one command line and waits until the new stdout output matches `until`. */
+  /**
+   * Sends one command line and waits until the output it produces (stdout and stderr) matches
+   * `until`. Send the next line only after that: smbclient reads stdin through a buffer and then
+   * polls the descriptor, so a second line that arrives early can sit unread. `del`, `rename` and
+   * `mkdir` print nothing on success; follow them with `ls` through a new command() instead.
+   */
   async command(line: string, until: RegExp, timeoutMs = 30_000): Promise<string> {
-    const from = this.stdoutText.length;
+    const fromOut = this.stdoutText.length;
+    const fromErr = this.stderrText.length;
     this.child.stdin!.write(`${line}\n`);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const fresh = this.stdoutText.slice(from);
-      if (until.test(fresh)) return fresh;
+      const fresh = `${this.stdoutText.slice(fromOut)}${this.stderrText.slice(fromErr)}`;
+      if (until.test(fresh)) return this.stdoutText.slice(fromOut);
       if (this.child.exitCode !== null) throw new Error(`smbclient exited (${this.child.exitCode}) during "${line}":\n${this.stdoutText}\n${this.stderrText}`);
-      if (Date.now() > deadline) throw new Error(`smbclient: no ${until} after "${line}" in ${timeoutMs} ms:\n${fresh}\n${this.stderrText}`);
+      if (Date.now() > deadline) throw new Error(`smbclient: no ${until} after "${line}" in ${timeoutMs} ms:\n${fresh}`);
       await new Promise((r) => setTimeout(r, 20));
     }
   }
