@@ -25,6 +25,8 @@ export const limits = {
   compoundCommandsMax: 128,
   /** Bytes of responses queued to a socket before we stop reading from it (backpressure). */
   sendQueueBytesHigh: 32 * MiB,
+  /** Size of the per-connection buffer the socket reads into (one read syscall at most). */
+  socketReadBytes: 64 * KiB,
   /** Bytes of unprocessed input buffered per connection before we pause the socket. */
   receiveBufferedBytesMax: 16 * MiB,
   /** Sessions per connection and opens per session. */

@@ -118,7 +118,10 @@ export function decodeHeader(msg: Buffer): Smb2Header {
     Reserved: async ? 0 : msg.readUInt32LE(32),
     TreeId: async ? 0 : msg.readUInt32LE(36),
     SessionId: msg.readBigUInt64LE(40),
-    Signature: msg.subarray(SIGNATURE_OFFSET, SIGNATURE_OFFSET + SIGNATURE_SIZE),
+    // A view made on demand: most requests never look at it, and a Buffer view costs an allocation.
+    get Signature(): Buffer {
+      return msg.subarray(SIGNATURE_OFFSET, SIGNATURE_OFFSET + SIGNATURE_SIZE);
+    },
   };
 }
 

@@ -61,11 +61,34 @@ export interface Negotiated {
   supportsMultiCredit: boolean;
 }
 
-interface PendingRequest {
-  messageId: bigint;
-  asyncId: bigint | undefined;
-  controller: AbortController;
-  sessionId: bigint;
+/**
+ * A request being processed. The AbortController behind `signal` is created only when a handler
+ * asks for the signal (few do), because creating one per request is measurable on small IO.
+ */
+class PendingRequest {
+  asyncId: bigint | undefined = undefined;
+  /** Set for standalone requests that may be answered asynchronously: what the interim response needs. */
+  interim: { hdr: Smb2Header; session: Session | undefined; tree: Tree | undefined; encrypted: boolean } | undefined;
+  private controller: AbortController | undefined;
+  private cancelled = false;
+  constructor(
+    readonly messageId: bigint,
+    readonly sessionId: bigint,
+    readonly startedMs: number,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.cancelled) this.controller.abort();
+    }
+    return this.controller.signal;
+  }
+
+  abort(): void {
+    this.cancelled = true;
+    this.controller?.abort();
+  }
 }
 
 interface OutMessage {
@@ -97,14 +120,20 @@ export class Connection {
   private pausedForBackpressure = false;
   private sawFirstFrame = false;
   private authTimer: NodeJS.Timeout | undefined;
+  private interimTimer: NodeJS.Timeout | undefined;
 
-  constructor(server: Server, socket: Socket) {
+  /**
+   * `open` turns the accepted connection into a socket that reads into `readBuffer` and calls
+   * `onRead` (see Server.accept); the bytes there are only valid during the call.
+   */
+  constructor(server: Server, open: (readBuffer: Buffer, onRead: (n: number) => void) => Socket) {
     this.server = server;
+    const readBuffer = Buffer.allocUnsafeSlow(limits.socketReadBytes);
+    const socket = open(readBuffer, (n) => this.onData(readBuffer.subarray(0, n)));
     this.socket = socket;
     this.remoteAddress = socket.remoteAddress ?? 'unknown';
     this.log = server.log.child({ conn: this.id, peer: `${this.remoteAddress}:${socket.remotePort ?? 0}` });
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.log.debug({ err: err.message }, 'socket error'));
     socket.on('close', () => this.teardown());
     socket.on('drain', () => this.maybeResume());
@@ -134,8 +163,9 @@ export class Connection {
     if (this.closed) return;
     this.closed = true;
     if (this.authTimer) clearTimeout(this.authTimer);
-    for (const p of this.pending.values()) p.controller.abort();
-    for (const p of this.pendingAsync.values()) p.controller.abort();
+    if (this.interimTimer) clearInterval(this.interimTimer);
+    for (const p of this.pending.values()) p.abort();
+    for (const p of this.pendingAsync.values()) p.abort();
     this.pending.clear();
     this.pendingAsync.clear();
     const sessions = [...this.sessions.values()];
@@ -148,8 +178,8 @@ export class Connection {
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
-    this.decoder.push(chunk);
     try {
+      this.decoder.push(chunk);
       for (;;) {
         const frame = this.decoder.next();
         if (!frame) break;
@@ -437,8 +467,7 @@ export class Connection {
       if (open) chain.fileId = { Persistent: open.persistent, Volatile: open.volatile };
     }
 
-    const controller = new AbortController();
-    const pending: PendingRequest = { messageId: hdr.MessageId, asyncId: undefined, controller, sessionId };
+    const pending = new PendingRequest(hdr.MessageId, sessionId, this.server.clock.monotonicMs());
     this.pending.set(hdr.MessageId, pending);
     const ctx: RequestContext = {
       conn: this,
@@ -449,13 +478,18 @@ export class Connection {
       tree,
       open,
       chain,
-      signal: controller.signal,
+      get signal() {
+        return pending.signal;
+      },
     };
 
     let result: Reply;
     try {
-      const run = Promise.resolve(spec.handler(ctx));
-      result = single && spec.mayGoAsync ? await this.withInterim(run, hdr, pending, session, tree, encrypted) : await run;
+      if (single && spec.mayGoAsync) {
+        pending.interim = { hdr, session, tree, encrypted };
+        this.startInterimSweep();
+      }
+      result = await spec.handler(ctx);
     } catch (err) {
       result = { status: this.server.statusForError(err, this.log, hdr.Command) };
     } finally {
@@ -484,30 +518,41 @@ export class Connection {
     return this.buildReply(hdr, result, sessionForReply, tree, encrypted, grant(result.status), single);
   }
 
-  /** Sends an interim STATUS_PENDING response if the handler takes long (MS-SMB2 3.3.4.2). */
-  private async withInterim(
-    run: Promise<Reply>,
-    hdr: Smb2Header,
-    pending: PendingRequest,
-    session: Session | undefined,
-    tree: Tree | undefined,
-    encrypted: boolean,
-  ): Promise<Reply> {
-    let timer: NodeJS.Timeout | undefined;
-    const interim = new Promise<'interim'>((resolve) => {
-      timer = setTimeout(() => resolve('interim'), this.server.interimAfterMs);
-    });
-    const first = await Promise.race([run, interim]);
-    if (timer) clearTimeout(timer);
-    if (first !== 'interim') return first;
-    if (this.pendingAsync.size >= limits.asyncRequestsPerConnectionMax) return run;
+  /**
+   * Interim responses (MS-SMB2 3.3.4.2): one sweep timer per connection, running only while some
+   * request that may go async is pending, answers those older than interimAfterMs with
+   * STATUS_PENDING and an AsyncId. (A timer per request costs more than the small IO it guards.)
+   */
+  private startInterimSweep(): void {
+    if (this.interimTimer || this.closed) return;
+    const every = Math.max(10, Math.floor(this.server.interimAfterMs / 2));
+    this.interimTimer = setInterval(() => this.sweepInterim(), every);
+    this.interimTimer.unref();
+  }
+
+  private sweepInterim(): void {
+    const now = this.server.clock.monotonicMs();
+    let waiting = 0;
+    for (const p of this.pending.values()) {
+      if (!p.interim || p.asyncId !== undefined) continue;
+      waiting++;
+      if (now - p.startedMs >= this.server.interimAfterMs) this.goAsync(p);
+    }
+    if (waiting === 0 && this.interimTimer) {
+      clearInterval(this.interimTimer);
+      this.interimTimer = undefined;
+    }
+  }
+
+  private goAsync(p: PendingRequest): void {
+    const i = p.interim!;
+    if (this.pendingAsync.size >= limits.asyncRequestsPerConnectionMax) return;
     const asyncId = this.nextAsyncId++;
-    pending.asyncId = asyncId;
-    this.pendingAsync.set(asyncId, pending);
-    const credits = this.grantCredits(hdr, NtStatus.PENDING);
-    const interimReply = this.buildMessage(hdr, { status: NtStatus.PENDING }, session, tree, encrypted, credits, asyncId, true);
+    p.asyncId = asyncId;
+    this.pendingAsync.set(asyncId, p);
+    const credits = this.grantCredits(i.hdr, NtStatus.PENDING);
+    const interimReply = this.buildMessage(i.hdr, { status: NtStatus.PENDING }, i.session, i.tree, i.encrypted, credits, asyncId, true);
     this.sendCompound([interimReply.message], interimReply.encryptWith);
-    return run;
   }
 
   private grantCredits(hdr: Smb2Header, _status: number): number {
@@ -519,7 +564,7 @@ export class Connection {
     // MS-SMB2 3.3.5.16: find the request by AsyncId (async) or MessageId (sync) and cancel it.
     const target =
       hdr.Flags & HeaderFlags.ASYNC_COMMAND ? this.pendingAsync.get(hdr.AsyncId) : this.pending.get(hdr.MessageId);
-    if (target && target.sessionId === hdr.SessionId) target.controller.abort();
+    if (target && target.sessionId === hdr.SessionId) target.abort();
   }
 
   private verify(msg: Buffer, hdr: Smb2Header, session: Session): boolean {

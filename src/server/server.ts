@@ -1,6 +1,6 @@
 // The SMB server: listeners, connections, the session registry and server-wide configuration.
 
-import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import { createServer, Socket, type Server as NetServer } from 'node:net';
 import type { Logger } from 'pino';
 import { limits } from '../base/limits.js';
 import { TesseraError } from '../base/errors.js';
@@ -114,8 +114,8 @@ export class Server {
 
   /** Listens on host:port; rejects with a TesseraError whose message says what to do. */
   async listen(host: string, port: number): Promise<{ host: string; port: number }> {
-    const srv = createServer({ noDelay: true, allowHalfOpen: false }, (socket) => this.accept(socket));
-    srv.maxConnections = limits.connectionsMax;
+    // pauseOnConnect: the accepted handle is re-wrapped to read into a per-connection buffer (accept()).
+    const srv = createServer({ noDelay: true, allowHalfOpen: false, pauseOnConnect: true }, (socket) => this.accept(socket));
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         srv.off('listening', onListening);
@@ -151,7 +151,7 @@ export class Server {
       return;
     }
     this.perAddress.set(address, count + 1);
-    const conn = new Connection(this, socket);
+    const conn = new Connection(this, (buffer, onRead) => adoptSocket(socket, buffer, onRead));
     this.connections.add(conn);
   }
 
@@ -228,4 +228,42 @@ export class Server {
     for (const c of [...this.connections]) c.close('server shutting down');
     for (const share of this.shares.values()) await share.ios?.close();
   }
+}
+
+/**
+ * Re-wraps an accepted (paused) connection in a Socket that reads into `buffer` and reports each
+ * read to `onRead` (Node's `onread` option, which net.Server does not offer for accepted sockets):
+ * no Buffer is allocated per read. Falls back to 'data' events if the handle cannot be taken over.
+ */
+function adoptSocket(accepted: Socket, buffer: Buffer, onRead: (n: number) => void): Socket {
+  const holder = accepted as unknown as { _handle: unknown };
+  const handle = holder._handle;
+  if (handle && typeof handle === 'object') {
+    holder._handle = null;
+    const options = {
+      handle,
+      readable: true,
+      writable: true,
+      allowHalfOpen: false,
+      onread: {
+        buffer,
+        callback: (n: number) => {
+          onRead(n);
+          return true;
+        },
+      },
+    };
+    // `handle` is accepted by the constructor at run time but missing from @types/node.
+    const socket = new Socket(options as unknown as ConstructorParameters<typeof Socket>[0]);
+    socket.resume();
+    return socket;
+  }
+  accepted.on('data', (chunk: Buffer) => {
+    for (let at = 0; at < chunk.length; at += buffer.length) {
+      const n = chunk.copy(buffer, 0, at, Math.min(chunk.length, at + buffer.length));
+      onRead(n);
+    }
+  });
+  accepted.resume();
+  return accepted;
 }

@@ -28,24 +28,25 @@ describe('FrameDecoder (direct-TCP framing, MS-SMB2 2.1)', () => {
     }
   });
 
-  it('returns a view (no copy) when the frame lies inside one chunk', () => {
-    const chunk = frame(Buffer.from('payload'));
-    const d = new FrameDecoder(1024);
+  it('copies frames out of the chunk (the socket reuses its read buffer) and reuses released buffers', () => {
+    const chunk = frame(Buffer.alloc(20000, 9));
+    const d = new FrameDecoder(1 << 20);
     d.push(chunk);
+    chunk.fill(0); // the socket's buffer is overwritten by the next read
     const f = d.next()!;
-    expect(f.buffer).toBe(chunk.buffer);
+    expect(f.length).toBe(20000);
+    expect(f.every((b) => b === 9)).toBe(true);
+    d.release(f);
+    d.push(frame(Buffer.alloc(20001, 5)));
+    const g = d.next()!;
+    expect(g.buffer).toBe(f.buffer); // same pooled memory
+    expect(g.every((b) => b === 5)).toBe(true);
   });
 
   it('rejects a non-zero first header byte, an empty frame and an oversized frame', () => {
-    const bad = new FrameDecoder(1024);
-    bad.push(Buffer.from([1, 0, 0, 1, 0]));
-    expect(() => bad.next()).toThrow(MalformedError);
-    const empty = new FrameDecoder(1024);
-    empty.push(Buffer.from([0, 0, 0, 0]));
-    expect(() => empty.next()).toThrow(MalformedError);
-    const big = new FrameDecoder(1024);
-    big.push(Buffer.from([0, 0, 4, 1]));
-    expect(() => big.next()).toThrow(MalformedError);
+    expect(() => new FrameDecoder(1024).push(Buffer.from([1, 0, 0, 1, 0]))).toThrow(MalformedError);
+    expect(() => new FrameDecoder(1024).push(Buffer.from([0, 0, 0, 0]))).toThrow(MalformedError);
+    expect(() => new FrameDecoder(1024).push(Buffer.from([0, 0, 4, 1]))).toThrow(MalformedError);
   });
 
   it('never throws anything but MalformedError on random input', () => {
