@@ -3,6 +3,9 @@
 // Version history (bump IOS_SPI_VERSION on any incompatible change, add a line here):
 //   1 — paths, handles, read/write/flush/truncate, attributes, times, security descriptors,
 //       directory listing by cookie, rename, unlink, statfs.
+//   2 — named streams: OpenOptions.stream, OpenResult.stream, IosHandle.stream/listStreams,
+//       IosShare.removeStream/renameStream, IOS_STREAMS_PER_OBJECT_MAX; truncating opens of an
+//       object's unnamed stream drop its named streams.
 //
 // Conventions
 // - Paths are share-relative, components separated by '/', no leading '/', '' is the share root.
@@ -21,7 +24,21 @@
 // - Ownership: a Buffer returned by read() belongs to the caller; a Buffer passed to write() may be
 //   read by the driver until the returned promise settles and must not be retained afterwards.
 
-export const IOS_SPI_VERSION = 1;
+export const IOS_SPI_VERSION = 2;
+
+// Named streams (alternate data streams, MS-FSCC 2.1.5.3 and MS-FSA 2.1.5.1)
+// - An object (file or directory) has zero or more named data streams besides its unnamed data stream
+//   (directories have no unnamed data stream). The SPI only ever names named streams: the unnamed
+//   stream is the object itself ("::$DATA" is the caller's business, never passed here).
+// - A stream name is the bare name (no ':' prefix, no ':$DATA' suffix; the caller strips them):
+//   1..255 UTF-16 units, none of NUL, '\\', '/', ':' (MS-FSCC 2.1.5.3). Violations: EINVAL, or
+//   ENAMETOOLONG for more than 255 units. Names compare like file names (toUpperCase folding,
+//   case preserved as created).
+// - Streams belong to the object, not to a name: renaming the object keeps them; removing the object's
+//   last name removes them; opening the unnamed stream with 'truncate', 'truncateOrCreate' (existing)
+//   or 'replace' removes them (an overwrite replaces the whole file, as NTFS and Samba do).
+// - At most IOS_STREAMS_PER_OBJECT_MAX named streams per object: creating one more is ENOSPC.
+//   Stream sizes are bounded only by the store.
 
 export type IosErrorCode =
   | 'ENOENT' // the object or a parent component does not exist
@@ -140,6 +157,31 @@ export interface OpenOptions {
   securityDescriptor?: Buffer;
   /** Initial allocation hint for a created file (bytes). */
   allocationSize?: number;
+  /**
+   * Opens the named stream `stream` of the object at `path` instead of its unnamed data (see "Named
+   * streams"). `mode` applies to the stream: creating a stream of a missing object creates the object
+   * (a file, with `attributes` and `securityDescriptor`; both are ignored when the object exists) as
+   * NTFS does; 'truncate'/'truncateOrCreate'/'replace' cut an existing stream to zero and leave the
+   * object's other streams and metadata alone; 'open'/'truncate' of a stream of a missing object or
+   * of a missing stream is ENOENT. `directory: true` is ENOTDIR (a stream is never a directory);
+   * streams of directories are opened with `directory` undefined or false.
+   * The handle reads, writes, truncates and flushes the stream; info() reports the stream's size and
+   * allocation with the object's fileId, times and attributes (isDirectory false); setInfo and
+   * get/setSecurity act on the object; list() is EINVAL.
+   */
+  stream?: string;
+}
+
+/** Upper bound of named streams one object may have. */
+export const IOS_STREAMS_PER_OBJECT_MAX = 1024;
+
+export interface StreamEntry {
+  /** Name as stored (case preserved), without ':' or ':$DATA'. */
+  name: string;
+  /** End of stream in bytes. */
+  size: number;
+  /** Bytes allocated on the store. */
+  allocationSize: number;
 }
 
 export interface OpenResult {
@@ -148,6 +190,8 @@ export interface OpenResult {
   action: 'opened' | 'created' | 'truncated' | 'replaced';
   /** Path with the stored case of every component. */
   path: string;
+  /** For a stream open: the stream name with its stored case. */
+  stream?: string;
 }
 
 export interface SetInfo {
@@ -167,7 +211,10 @@ export interface ListPage {
 
 export interface IosHandle {
   readonly fileId: bigint;
+  /** false for a stream handle, even of a directory. */
   readonly isDirectory: boolean;
+  /** The stored name of the stream this handle is open on; undefined for the unnamed stream. */
+  readonly stream: string | undefined;
   info(): Promise<FileInfo>;
   /**
    * Reads up to `length` bytes at `offset`. A shorter buffer means end of file was reached;
@@ -189,6 +236,12 @@ export interface IosHandle {
    * Entries '.' and '..' are not returned (the server synthesises them). At most `max` entries.
    */
   list(cookie: string | undefined, max: number): Promise<ListPage>;
+  /**
+   * The named streams of the object this handle is open on (works on a stream handle too: it lists
+   * its object's streams). The unnamed stream is not included; order is unspecified. Any number of
+   * entries up to IOS_STREAMS_PER_OBJECT_MAX.
+   */
+  listStreams(): Promise<StreamEntry[]>;
   /** Releases the handle. Idempotent. */
   close(): Promise<void>;
 }
@@ -203,8 +256,23 @@ export interface IosShare {
    * the case of the last component is allowed.
    */
   rename(from: string, to: string, replace: boolean): Promise<void>;
-  /** Removes a file or an empty directory (ENOTEMPTY otherwise). */
+  /**
+   * Removes a file or an empty directory (ENOTEMPTY otherwise). Named streams are not children: a
+   * directory with streams and no entries is empty. The object's streams go with its last name.
+   */
   remove(path: string): Promise<void>;
+  /**
+   * Removes the named stream `stream` of the object at `path`. ENOENT when the object or the stream
+   * does not exist. Handles open on the stream keep working on the detached data until closed.
+   */
+  removeStream(path: string, stream: string): Promise<void>;
+  /**
+   * Renames stream `from` of the object at `path` to `to` (MS-FSA 2.1.5.14.11.1: a stream rename never
+   * leaves its object). ENOENT when `from` is missing; when `to` names another existing stream: EEXIST
+   * without `replace`, else that stream is replaced. A rename that changes only case is allowed.
+   * Open handles follow the stream.
+   */
+  renameStream(path: string, from: string, to: string, replace: boolean): Promise<void>;
   statfs(): Promise<FsStats>;
   /** Releases resources (caches, metadata stores). */
   close(): Promise<void>;

@@ -15,6 +15,10 @@ import { statusForIosError } from './status-map.js';
 import type { FsStats } from '../ios/spi.js';
 import { RpcPipeEndpoint, openablePipeNames, type PipeNameTable, type RpcService } from '../rpc/pipe.js';
 import { createSrvsvcService, STYPE } from '../rpc/srvsvc.js';
+import { buildSecurityDescriptor } from '../protocol/security-descriptor.js';
+
+/** A self-relative descriptor without a DACL (everything granted), for directories that have none. */
+const OPEN_DIRECTORY_SD = buildSecurityDescriptor({ Control: 0 });
 
 export interface ServerOptions {
   identity: ServerIdentity;
@@ -55,6 +59,7 @@ export class Server {
   private readonly listeners: NetServer[] = [];
   private nextVolatile = 1n;
   private readonly volumeCache = new Map<ShareDef, { at: number; stats: FsStats }>();
+  private readonly sdCache = new Map<ShareDef, Map<string, { at: number; sd: Buffer | undefined }>>();
   /** Named pipes served on IPC$ (DCE/RPC endpoints). */
   readonly pipes: PipeNameTable;
 
@@ -88,6 +93,43 @@ export class Server {
       caller: { userName: session.user, domain: session.domain, isAdmin: false },
       pipeName: found.pipeName,
     });
+  }
+
+  /**
+   * Security descriptor of a directory (undefined when none was ever set), for access checks and
+   * inheritance at CREATE. Cached per share for a second; SET_INFO on security clears the share's cache.
+   */
+  async parentSecurity(share: ShareDef, dirPath: string): Promise<Buffer | undefined> {
+    const now = this.clock.monotonicMs();
+    let cache = this.sdCache.get(share);
+    if (!cache) {
+      cache = new Map();
+      this.sdCache.set(share, cache);
+    }
+    const hit = cache.get(dirPath.toUpperCase());
+    if (hit && now - hit.at < 1000) return hit.sd;
+    let sd: Buffer | undefined;
+    try {
+      const { handle } = await share.ios!.open(dirPath, { mode: 'open', directory: true, write: false });
+      try {
+        sd = await handle.getSecurity();
+      } finally {
+        await handle.close();
+      }
+    } catch (err) {
+      if (!(err instanceof IosError)) throw err;
+      sd = undefined; // a missing parent fails the open itself with the right status
+    }
+    // A directory without a stored descriptor behaves as one with a NULL DACL: it grants everything,
+    // including FILE_DELETE_CHILD and FILE_LIST_DIRECTORY to the objects below it (MS-FSA 2.1.5.1.2.1).
+    sd ??= OPEN_DIRECTORY_SD;
+    if (cache.size >= 4096) cache.clear();
+    cache.set(dirPath.toUpperCase(), { at: now, sd });
+    return sd;
+  }
+
+  forgetSecurity(share: ShareDef): void {
+    this.sdCache.delete(share);
   }
 
   /** File system figures of a share, cached for a second (fresh=true bypasses the cache). */

@@ -6,6 +6,7 @@ import type { IosHandle, IosShare } from '../ios/spi.js';
 import type { SpnegoServer } from '../auth/spnego-server.js';
 import type { RpcPipeEndpoint } from '../rpc/pipe.js';
 import type { NonceGenerator } from '../crypto/nonce.js';
+import type { AccessToken } from '../auth/token.js';
 
 export interface ShareDef {
   /** Name as configured (case preserved); lookups are case-insensitive. */
@@ -47,6 +48,8 @@ export class Session {
   readonly trees = new Map<number, Tree>();
   readonly opens = new Map<bigint, Open>();
   nonces: NonceGenerator | undefined;
+  /** Access token for security checks, built on first use (MS-DTYP 2.5.2). */
+  token: AccessToken | undefined;
   private nextTreeId = 1;
 
   constructor(id: bigint) {

@@ -3,7 +3,15 @@
 // factory; the chunked driver will run the same suite.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { FILE_ATTR_SETTABLE, FileAttr, IosError, type IosHandle, type IosShare, type OpenOptions } from '../../src/ios/spi.js';
+import {
+  FILE_ATTR_SETTABLE,
+  FileAttr,
+  IOS_STREAMS_PER_OBJECT_MAX,
+  IosError,
+  type IosHandle,
+  type IosShare,
+  type OpenOptions,
+} from '../../src/ios/spi.js';
 
 export interface IosFixture {
   /** The share under test (replaced by reopen). */
@@ -64,6 +72,32 @@ async function listAll(h: IosHandle, max: number): Promise<string[]> {
     if (++pages > 10_000) throw new Error('listing does not end');
   } while (cookie !== undefined);
   return names;
+}
+
+async function makeStream(share: IosShare, path: string, stream: string, content?: string | Buffer): Promise<void> {
+  const { handle } = await share.open(path, { mode: 'create', write: true, stream });
+  if (content !== undefined) await handle.write(0, Buffer.from(content));
+  await handle.close();
+}
+
+async function readStream(share: IosShare, path: string, stream: string): Promise<Buffer> {
+  const { handle } = await share.open(path, { mode: 'open', write: false, stream });
+  try {
+    const info = await handle.info();
+    return await handle.read(0, info.size);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Stream names of the object at `path`, sorted, as "name=size". */
+async function streamsOf(share: IosShare, path: string): Promise<string[]> {
+  const { handle } = await share.open(path, { mode: 'open', write: false });
+  try {
+    return (await handle.listStreams()).map((s) => `${s.name}=${s.size}`).sort();
+  } finally {
+    await handle.close();
+  }
 }
 
 export function runIosConformance(name: string, makeShare: () => Promise<IosFixture>): void {
@@ -578,6 +612,355 @@ export function runIosConformance(name: string, makeShare: () => Promise<IosFixt
         expect((await r.handle.info()).attributes).toBe(FileAttr.ARCHIVE);
         expect(await r.handle.getSecurity()).toBeUndefined();
         await r.handle.close();
+      });
+    });
+
+    describe('named streams', () => {
+      it('create, write, read, truncate a stream apart from the unnamed data', async () => {
+        const id = await makeFile(share, 'f', 'base data');
+        const r = await share.open('f', { mode: 'create', write: true, stream: 'Zone.Identifier' });
+        expect(r.action).toBe('created');
+        expect(r.path).toBe('f');
+        expect(r.stream).toBe('Zone.Identifier');
+        const h = r.handle;
+        expect(h.stream).toBe('Zone.Identifier');
+        expect(h.isDirectory).toBe(false);
+        expect(h.fileId).toBe(id);
+        expect(await h.write(0, Buffer.from('[ZoneTransfer]'))).toBe(14);
+        expect(await h.write(20, Buffer.from('x'))).toBe(1);
+        let info = await h.info();
+        expect(info.size).toBe(21);
+        expect(info.fileId).toBe(id);
+        expect(info.isDirectory).toBe(false);
+        expect(info.attributes).toBe(FileAttr.ARCHIVE);
+        expect(await h.read(0, 100)).toEqual(Buffer.concat([Buffer.from('[ZoneTransfer]'), Buffer.alloc(6), Buffer.from('x')]));
+        expect((await h.read(21, 5)).length).toBe(0);
+        await h.truncate(4);
+        expect((await h.read(0, 100)).toString()).toBe('[Zon');
+        await h.truncate(10);
+        expect(await h.read(0, 100)).toEqual(Buffer.concat([Buffer.from('[Zon'), Buffer.alloc(6)]));
+        info = await h.info();
+        expect(info.size).toBe(10);
+        expect(await codeOf(h.list(undefined, 10))).toBe('EINVAL');
+        expect(await codeOf(h.read(-1, 1))).toBe('EINVAL');
+        await h.flush();
+        await h.close();
+        await h.close();
+        expect(await codeOf(h.read(0, 1))).not.toBe('OK');
+        // The unnamed stream and the object's size are untouched.
+        expect((await readAll(share, 'f')).toString()).toBe('base data');
+        expect((await share.stat('f')).info.size).toBe(9);
+        expect((await readStream(share, 'F', 'zone.identifier')).length).toBe(10);
+      });
+
+      it('open modes apply to the stream', async () => {
+        await makeFile(share, 'f', 'base');
+        expect(await codeOf(share.open('f', { mode: 'open', write: false, stream: 's' }))).toBe('ENOENT');
+        expect(await codeOf(share.open('f', { mode: 'truncate', write: true, stream: 's' }))).toBe('ENOENT');
+        const expected = {
+          openOrCreate: ['created', 'opened', 3],
+          truncateOrCreate: ['created', 'truncated', 0],
+          replace: ['created', 'replaced', 0],
+          create: ['created', 'EEXIST', 3],
+        } as const;
+        for (const [mode, [first, second, size]] of Object.entries(expected)) {
+          const stream = `s-${mode}`;
+          const a = await share.open('f', { mode: mode as keyof typeof expected, write: true, stream });
+          expect(a.action, mode).toBe(first);
+          await a.handle.write(0, Buffer.from('abc'));
+          await a.handle.close();
+          if (second === 'EEXIST') {
+            expect(await codeOf(share.open('f', { mode: 'create', write: true, stream }))).toBe('EEXIST');
+            continue;
+          }
+          const b = await share.open('f', { mode: mode as keyof typeof expected, write: true, stream });
+          expect(b.action, mode).toBe(second);
+          expect((await b.handle.info()).size, mode).toBe(size);
+          await b.handle.close();
+        }
+        const t = await share.open('f', { mode: 'truncate', write: true, stream: 's-create' });
+        expect(t.action).toBe('truncated');
+        expect((await t.handle.info()).size).toBe(0);
+        await t.handle.close();
+        // Opening streams never touched the unnamed data.
+        expect((await readAll(share, 'f')).toString()).toBe('base');
+        // A stream is never a directory.
+        expect(await codeOf(share.open('f', { mode: 'openOrCreate', directory: true, write: true, stream: 'x' }))).toBe('ENOTDIR');
+        const r = await share.open('f', { mode: 'open', directory: false, write: false, stream: 's-create' });
+        await r.handle.close();
+      });
+
+      it('a stream of a missing object: ENOENT to open, creates the file to create', async () => {
+        expect(await codeOf(share.open('m', { mode: 'open', write: false, stream: 's' }))).toBe('ENOENT');
+        expect(await codeOf(share.open('m', { mode: 'truncate', write: true, stream: 's' }))).toBe('ENOENT');
+        expect(await codeOf(share.stat('m'))).toBe('ENOENT');
+        expect(await codeOf(share.open('nodir/m', { mode: 'create', write: true, stream: 's' }))).toBe('ENOENT');
+        const sd = randomBytes(40);
+        const r = await share.open('m', { mode: 'create', write: true, stream: 'S', attributes: FileAttr.HIDDEN, securityDescriptor: sd });
+        expect(r.action).toBe('created');
+        expect(r.path).toBe('m');
+        await r.handle.write(0, Buffer.from('stream'));
+        const info = await r.handle.info();
+        expect(info.attributes).toBe(FileAttr.HIDDEN);
+        expect(info.size).toBe(6);
+        expect(await r.handle.getSecurity()).toEqual(sd);
+        await r.handle.close();
+        const st = await share.stat('m');
+        expect(st.info.isDirectory).toBe(false);
+        expect(st.info.size).toBe(0);
+        expect(st.info.fileId).toBe(r.handle.fileId);
+        expect(await streamsOf(share, 'm')).toEqual(['S=6']);
+        for (const mode of ['openOrCreate', 'truncateOrCreate', 'replace'] as const) {
+          const c = await share.open(`m-${mode}`, { mode, write: true, stream: 'x' });
+          expect(c.action, mode).toBe('created');
+          await c.handle.close();
+          expect((await share.stat(`m-${mode}`)).info.isDirectory).toBe(false);
+        }
+      });
+
+      it('names: case-insensitive, case-preserving, checked', async () => {
+        await makeFile(share, 'f');
+        await makeStream(share, 'f', 'MixedCase', 'v1');
+        const r = await share.open('F', { mode: 'openOrCreate', write: true, stream: 'MIXEDCASE' });
+        expect(r.action).toBe('opened');
+        expect(r.stream).toBe('MixedCase');
+        expect(r.handle.stream).toBe('MixedCase');
+        await r.handle.close();
+        expect(await codeOf(share.open('f', { mode: 'create', write: true, stream: 'mixedcase' }))).toBe('EEXIST');
+        await makeStream(share, 'f', 'Ärger-ñ', 'u');
+        expect((await readStream(share, 'f', 'äRGER-Ñ')).toString()).toBe('u');
+        expect(await streamsOf(share, 'f')).toEqual(['MixedCase=2', 'Ärger-ñ=1']);
+        for (const bad of ['', 'a:b', 'a/b', 'a\\b', 'a\u0000b', ':', '$DATA:x']) {
+          expect(await codeOf(share.open('f', { mode: 'openOrCreate', write: true, stream: bad })), JSON.stringify(bad)).toBe('EINVAL');
+          expect(await codeOf(share.removeStream('f', bad)), JSON.stringify(bad)).toBe('EINVAL');
+          expect(await codeOf(share.renameStream('f', 'MixedCase', bad, false)), JSON.stringify(bad)).toBe('EINVAL');
+        }
+        expect(await codeOf(share.open('f', { mode: 'create', write: true, stream: 'n'.repeat(256) }))).toBe('ENAMETOOLONG');
+        // 255 units of 3-byte UTF-8 characters: a stream name is not a host name.
+        const long = '\u20ac'.repeat(255);
+        await makeStream(share, 'f', long, 'euro');
+        expect((await readStream(share, 'f', long)).toString()).toBe('euro');
+        // Names other file systems treat specially are ordinary stream names.
+        for (const odd of ['$DATA', '.', '..', ' spaced ', '*?<>|"', '\u0001']) await makeStream(share, 'f', odd, odd);
+        const names = (await streamsOf(share, 'f')).map((e) => e.slice(0, e.lastIndexOf('=')));
+        expect(names).toEqual(expect.arrayContaining([long, '$DATA', '.', '..', ' spaced ', '*?<>|"', '\u0001']));
+        expect(names.length).toBe(9);
+        expect((await readStream(share, 'f', '..')).toString()).toBe('..');
+      });
+
+      it('listStreams reports names as stored and sizes; none for a fresh file', async () => {
+        await makeFile(share, 'f', 'unnamed');
+        expect(await streamsOf(share, 'f')).toEqual([]);
+        await makeStream(share, 'f', 'one', '1');
+        await makeStream(share, 'f', 'Two', '22');
+        await makeStream(share, 'f', 'empty');
+        const { handle } = await share.open('f', { mode: 'open', write: false });
+        const list = await handle.listStreams();
+        expect(list.map((e) => e.name).sort()).toEqual(['Two', 'empty', 'one']);
+        for (const e of list) {
+          expect(e.allocationSize).toBeGreaterThanOrEqual(0);
+          expect(Number.isSafeInteger(e.allocationSize)).toBe(true);
+        }
+        await handle.close();
+        expect(await streamsOf(share, 'f')).toEqual(['Two=2', 'empty=0', 'one=1']);
+        // A stream handle lists its object's streams.
+        const s = await share.open('f', { mode: 'open', write: false, stream: 'one' });
+        expect((await s.handle.listStreams()).map((e) => e.name).sort()).toEqual(['Two', 'empty', 'one']);
+        await s.handle.close();
+      });
+
+      it('directories and the root have streams, and stay empty directories', async () => {
+        const id = await makeDir(share, 'd');
+        const r = await share.open('d', { mode: 'create', write: true, stream: 'ds' });
+        expect(r.handle.isDirectory).toBe(false);
+        expect(r.handle.fileId).toBe(id);
+        await r.handle.write(0, Buffer.from('dir stream'));
+        const info = await r.handle.info();
+        expect(info.isDirectory).toBe(false);
+        expect(info.size).toBe(10);
+        expect(info.attributes & FileAttr.DIRECTORY).toBe(FileAttr.DIRECTORY);
+        await r.handle.close();
+        expect(await streamsOf(share, 'd')).toEqual(['ds=10']);
+        const dh = await share.open('d', { mode: 'open', write: false });
+        expect(await listAll(dh.handle, 10)).toEqual([]);
+        await dh.handle.close();
+        await makeStream(share, '', 'rootstream', 'r');
+        expect(await streamsOf(share, '')).toEqual(['rootstream=1']);
+        const root = await share.open('', { mode: 'open', write: false });
+        expect(await listAll(root.handle, 100)).toEqual(['d']);
+        await root.handle.close();
+        await share.remove('d');
+        expect(await codeOf(share.stat('d'))).toBe('ENOENT');
+        await makeDir(share, 'd');
+        expect(await streamsOf(share, 'd')).toEqual([]);
+      });
+
+      it('a stream handle sets and reads the object\'s attributes, times and security', async () => {
+        const id = await makeFile(share, 'f');
+        const { handle } = await share.open('f', { mode: 'create', write: true, stream: 's' });
+        await handle.setInfo({ attributes: FileAttr.HIDDEN, creationTimeNs: 1_000_000_000_000_000_000n });
+        const sd = randomBytes(64);
+        await handle.setSecurity(sd);
+        expect(await handle.getSecurity()).toEqual(sd);
+        await handle.close();
+        const st = await share.stat('f');
+        expect(st.info.fileId).toBe(id);
+        expect(st.info.attributes).toBe(FileAttr.HIDDEN);
+        expect(st.info.creationTimeNs).toBe(1_000_000_000_000_000_000n);
+        const o = await share.open('f', { mode: 'open', write: false });
+        expect(await o.handle.getSecurity()).toEqual(sd);
+        await o.handle.close();
+        const ro = await share.open('f', { mode: 'open', write: false, stream: 's' });
+        expect(await codeOf(ro.handle.write(0, Buffer.from('x')))).toBe('EACCES');
+        expect(await codeOf(ro.handle.truncate(0))).toBe('EACCES');
+        expect(await codeOf(ro.handle.setInfo({ attributes: 0 }))).toBe('EACCES');
+        await ro.handle.close();
+      });
+
+      it('removeStream removes one stream; ENOENT for a missing stream or object', async () => {
+        await makeFile(share, 'f', 'base');
+        await makeStream(share, 'f', 'a', 'A');
+        await makeStream(share, 'f', 'b', 'B');
+        await share.removeStream('F', 'A');
+        expect(await streamsOf(share, 'f')).toEqual(['b=1']);
+        expect(await codeOf(share.open('f', { mode: 'open', write: false, stream: 'a' }))).toBe('ENOENT');
+        expect(await codeOf(share.removeStream('f', 'a'))).toBe('ENOENT');
+        expect(await codeOf(share.removeStream('missing', 'a'))).toBe('ENOENT');
+        expect(await codeOf(share.removeStream('f/x', 'a'))).toBe('ENOTDIR');
+        await makeFile(share, 'g');
+        expect(await codeOf(share.removeStream('g', 'a'))).toBe('ENOENT');
+        // Re-created, it starts empty.
+        await makeStream(share, 'f', 'a');
+        expect((await readStream(share, 'f', 'a')).length).toBe(0);
+        expect((await readAll(share, 'f')).toString()).toBe('base');
+      });
+
+      it('renameStream: new name, EEXIST without replace, replace, case-only, ENOENT', async () => {
+        await makeFile(share, 'f');
+        await makeStream(share, 'f', 'src', 'source');
+        await makeStream(share, 'f', 'dst', 'target');
+        const held = await share.open('f', { mode: 'open', write: true, stream: 'src' });
+        await share.renameStream('f', 'SRC', 'moved', false);
+        expect(await streamsOf(share, 'f')).toEqual(['dst=6', 'moved=6']);
+        expect(await codeOf(share.open('f', { mode: 'open', write: false, stream: 'src' }))).toBe('ENOENT');
+        // An open handle follows its stream.
+        await held.handle.write(6, Buffer.from('!'));
+        await held.handle.close();
+        expect((await readStream(share, 'f', 'moved')).toString()).toBe('source!');
+        expect(await codeOf(share.renameStream('f', 'moved', 'DST', false))).toBe('EEXIST');
+        expect((await readStream(share, 'f', 'dst')).toString()).toBe('target');
+        await share.renameStream('f', 'moved', 'DST', true);
+        expect(await streamsOf(share, 'f')).toEqual(['DST=7']);
+        expect((await readStream(share, 'f', 'dst')).toString()).toBe('source!');
+        await share.renameStream('f', 'dst', 'Dst', false); // case only
+        expect(await streamsOf(share, 'f')).toEqual(['Dst=7']);
+        await share.renameStream('f', 'DST', 'Dst', false); // no change at all
+        expect(await streamsOf(share, 'f')).toEqual(['Dst=7']);
+        expect(await codeOf(share.renameStream('f', 'nope', 'x', true))).toBe('ENOENT');
+        expect(await codeOf(share.renameStream('missing', 'dst', 'x', true))).toBe('ENOENT');
+        expect(await streamsOf(share, 'f')).toEqual(['Dst=7']);
+      });
+
+      it('streams follow the object: kept by rename, removed with it, dropped by overwrite', async () => {
+        await makeDir(share, 'dir');
+        const id = await makeFile(share, 'f', 'base');
+        await makeStream(share, 'f', 's', 'stream data');
+        await share.rename('f', 'dir/g', false);
+        expect(await streamsOf(share, 'dir/g')).toEqual(['s=11']);
+        expect((await readStream(share, 'dir/g', 's')).toString()).toBe('stream data');
+        expect((await share.stat('dir/g')).info.fileId).toBe(id);
+        // A directory rename carries its children's streams and its own.
+        await makeStream(share, 'dir', 'ds', 'x');
+        await share.rename('dir', 'dir2', false);
+        expect(await streamsOf(share, 'dir2/g')).toEqual(['s=11']);
+        expect(await streamsOf(share, 'dir2')).toEqual(['ds=1']);
+        // Removing the object removes its streams: the same name starts without any.
+        await share.remove('dir2/g');
+        await makeFile(share, 'dir2/g');
+        expect(await streamsOf(share, 'dir2/g')).toEqual([]);
+        expect(await codeOf(share.open('dir2/g', { mode: 'open', write: false, stream: 's' }))).toBe('ENOENT');
+        // A replacing rename drops the replaced object's streams and keeps the source's.
+        await makeFile(share, 'a');
+        await makeStream(share, 'a', 'fromA', 'a');
+        await makeFile(share, 'b');
+        await makeStream(share, 'b', 'fromB', 'b');
+        await share.rename('a', 'b', true);
+        expect(await streamsOf(share, 'b')).toEqual(['fromA=1']);
+        // Overwriting (truncate, replace) the unnamed stream drops the named ones; open keeps them.
+        for (const mode of ['truncate', 'truncateOrCreate', 'replace'] as const) {
+          await makeStream(share, 'b', 'x', 'x');
+          const o = await share.open('b', { mode: 'open', write: true });
+          await o.handle.close();
+          expect((await streamsOf(share, 'b')).length, mode).toBeGreaterThan(0);
+          const t = await share.open('b', { mode, write: true });
+          await t.handle.close();
+          expect(await streamsOf(share, 'b'), mode).toEqual([]);
+        }
+      });
+
+      it(`at most ${IOS_STREAMS_PER_OBJECT_MAX} streams per object`, async () => {
+        await makeFile(share, 'f');
+        const ids = Array.from({ length: IOS_STREAMS_PER_OBJECT_MAX }, (_, i) => i);
+        for (let i = 0; i < ids.length; i += 64) {
+          await Promise.all(ids.slice(i, i + 64).map((n) => makeStream(share, 'f', `s${n}`)));
+        }
+        expect(await codeOf(share.open('f', { mode: 'create', write: true, stream: 'one-more' }))).toBe('ENOSPC');
+        expect(await codeOf(share.open('f', { mode: 'openOrCreate', write: true, stream: 'one-more' }))).toBe('ENOSPC');
+        const { handle } = await share.open('f', { mode: 'open', write: false });
+        expect((await handle.listStreams()).length).toBe(IOS_STREAMS_PER_OBJECT_MAX);
+        await handle.close();
+        // Existing ones still open; after a removal there is room again.
+        const r = await share.open('f', { mode: 'openOrCreate', write: true, stream: 'S7' });
+        expect(r.action).toBe('opened');
+        await r.handle.close();
+        await share.removeStream('f', 's0');
+        await makeStream(share, 'f', 'one-more');
+        expect(await codeOf(share.open('f', { mode: 'create', write: true, stream: 'two-more' }))).toBe('ENOSPC');
+        // The bound is per object.
+        await makeStream(share, 'g', 'first');
+        expect(await streamsOf(share, 'g')).toEqual(['first=0']);
+      });
+
+      it('concurrent creates of one name in different case make one stream', async () => {
+        await makeFile(share, 'f');
+        const results = await Promise.all(
+          ['race', 'RACE', 'Race', 'rAcE'].map((stream) => share.open('f', { mode: 'openOrCreate', write: true, stream })),
+        );
+        expect(results.filter((r) => r.action === 'created').length).toBe(1);
+        await Promise.all(results.map((r, i) => r.handle.write(i, Buffer.from([0x41 + i]))));
+        await Promise.all(results.map((r) => r.handle.close()));
+        expect(await streamsOf(share, 'f')).toHaveLength(1);
+        expect((await readStream(share, 'f', 'race')).toString()).toBe('ABCD');
+        const many = await Promise.all(Array.from({ length: 20 }, (_, i) => share.open('f', { mode: 'openOrCreate', write: true, stream: `c${i % 5}` })));
+        await Promise.all(many.map((r) => r.handle.close()));
+        expect(await streamsOf(share, 'f')).toHaveLength(6);
+      });
+
+      it('streams persist across a restart; a read-only share reads them and refuses changes', async () => {
+        await makeFile(share, 'f', 'base');
+        const data = randomBytes(256 * 1024 + 3);
+        const { handle } = await share.open('f', { mode: 'create', write: true, stream: 'Big' });
+        await handle.write(0, data);
+        await handle.flush();
+        await handle.close();
+        await makeStream(share, '', 'root', 'r');
+        await reopen();
+        expect(await streamsOf(share, 'f')).toEqual([`Big=${data.length}`]);
+        expect((await readStream(share, 'f', 'big')).equals(data)).toBe(true);
+        await reopen({ readOnly: true });
+        expect((await readStream(share, 'f', 'BIG')).equals(data)).toBe(true);
+        expect(await streamsOf(share, '')).toEqual(['root=1']);
+        expect(await codeOf(share.open('f', { mode: 'open', write: true, stream: 'big' }))).toBe('EROFS');
+        expect(await codeOf(share.open('f', { mode: 'openOrCreate', write: false, stream: 'new' }))).toBe('EROFS');
+        expect(await codeOf(share.open('f', { mode: 'truncate', write: false, stream: 'big' }))).toBe('EROFS');
+        expect(await codeOf(share.removeStream('f', 'big'))).toBe('EROFS');
+        expect(await codeOf(share.renameStream('f', 'big', 'other', false))).toBe('EROFS');
+        const ro = await share.open('f', { mode: 'open', write: false, stream: 'big' });
+        expect(await codeOf(ro.handle.write(0, Buffer.from('x')))).toBe('EROFS');
+        expect(await codeOf(ro.handle.truncate(0))).toBe('EROFS');
+        await ro.handle.close();
+        await reopen();
+        expect((await readStream(share, 'f', 'big')).equals(data)).toBe(true);
       });
     });
 

@@ -9,6 +9,7 @@ import { posixDriver } from '../../src/ios/posix/index.js';
 import { toIosError } from '../../src/ios/posix/errno.js';
 import { LmdbMetaStore } from '../../src/ios/posix/sidecar.js';
 import { NameIndexCache } from '../../src/ios/posix/name-index.js';
+import { streamKeyOf } from '../../src/ios/posix/streams.js';
 import { codeOf, runIosConformance, type IosFixture } from './conformance.js';
 
 async function posixFixture(): Promise<IosFixture> {
@@ -326,6 +327,181 @@ describe('posix driver specifics', () => {
         await store.close();
       }
       share = await posixDriver.openShare(root, {});
+    });
+  });
+
+  describe('named streams storage', () => {
+    const streamsDir = () => join(root, '.tessera', 'streams');
+    async function idOf(path: string): Promise<bigint> {
+      return (await share.stat(path)).info.fileId;
+    }
+    async function names(path: string): Promise<string[]> {
+      const { handle } = await share.open(path, { mode: 'open', write: false });
+      try {
+        return (await handle.listStreams()).map((e) => e.name).sort();
+      } finally {
+        await handle.close();
+      }
+    }
+    async function put(path: string, stream: string, data: string): Promise<void> {
+      const { handle } = await share.open(path, { mode: 'openOrCreate', write: true, stream });
+      await handle.write(0, Buffer.from(data));
+      await handle.close();
+    }
+
+    it('keeps streams under <state>/streams/<fileId>/, out of the share and keyed by the folded name', async () => {
+      await put('f', 'Zone.Identifier', 'zone');
+      const id = await idOf('f');
+      const dir = join(streamsDir(), id.toString());
+      const st = fs.statSync(join(root, 'f'), { bigint: true });
+      expect(fs.readFileSync(join(dir, 'birth'), 'utf8')).toBe(st.birthtimeNs.toString());
+      const key = streamKeyOf('zone.identifier');
+      expect(key).toBe(streamKeyOf('ZONE.IDENTIFIER'));
+      expect(fs.readFileSync(join(dir, key), 'utf8')).toBe('zone');
+      expect(fs.readFileSync(join(dir, `${key}.name`), 'utf16le')).toBe('Zone.Identifier');
+      expect(fs.readdirSync(dir).sort()).toEqual([key, `${key}.name`, 'birth'].sort());
+      // Nothing in the visible tree.
+      expect(fs.readdirSync(root).sort()).toEqual(['.tessera', 'f']);
+      expect(fs.readFileSync(join(root, 'f'), 'utf8')).toBe('');
+      // A file that never had a stream has no directory.
+      const { handle } = await share.open('plain', { mode: 'create', write: true });
+      await handle.close();
+      expect(fs.existsSync(join(streamsDir(), (await idOf('plain')).toString()))).toBe(false);
+    });
+
+    it('removing or replacing an object through the driver deletes its stream directory', async () => {
+      await put('f', 's', 'x');
+      const dirF = join(streamsDir(), (await idOf('f')).toString());
+      expect(fs.existsSync(dirF)).toBe(true);
+      await share.remove('f');
+      expect(fs.existsSync(dirF)).toBe(false);
+      await put('a', 's', 'a');
+      await put('b', 's', 'b');
+      const dirB = join(streamsDir(), (await idOf('b')).toString());
+      const dirA = join(streamsDir(), (await idOf('a')).toString());
+      await share.rename('a', 'b', true);
+      expect(fs.existsSync(dirB)).toBe(false);
+      expect(fs.existsSync(dirA)).toBe(true);
+      fs.mkdirSync(join(root, 'd'));
+      await put('d', 's', 'd');
+      const dirD = join(streamsDir(), (await idOf('d')).toString());
+      await share.remove('d');
+      expect(fs.existsSync(dirD)).toBe(false);
+      // A file with another hard link keeps its streams when one name goes.
+      await put('h', 's', 'linked');
+      fs.linkSync(join(root, 'h'), join(root, 'h2'));
+      await share.remove('h');
+      expect(await names('h2')).toEqual(['s']);
+    });
+
+    it('a stream directory left by an object removed outside the server does not attach to a reused inode', async () => {
+      await put('victim', 'secret', 'old stream data');
+      const id = await idOf('victim');
+      fs.unlinkSync(join(root, 'victim'));
+      let reusedBy: string | undefined;
+      for (let i = 0; i < 50 && reusedBy === undefined; i++) {
+        const p = join(root, `n${i}`);
+        fs.writeFileSync(p, '');
+        if (fs.statSync(p, { bigint: true }).ino === id) reusedBy = `n${i}`;
+      }
+      if (reusedBy === undefined) {
+        console.log('inode not reused on this file system; guard covered by the forged-birth test');
+        return;
+      }
+      expect(await idOf(reusedBy)).toBe(id);
+      expect(await names(reusedBy)).toEqual([]);
+      expect(await codeOf(share.open(reusedBy, { mode: 'open', write: false, stream: 'secret' }))).toBe('ENOENT');
+      // The first stream of the new object wipes the stale directory.
+      await put(reusedBy, 'fresh', 'new');
+      expect(await names(reusedBy)).toEqual(['fresh']);
+      const r = await share.open(reusedBy, { mode: 'openOrCreate', write: false, stream: 'secret' });
+      expect(r.action).toBe('created');
+      expect((await r.handle.read(0, 100)).length).toBe(0);
+      await r.handle.close();
+    });
+
+    it('the birth guard hides a directory whose birth does not match, and the next create replaces it', async () => {
+      await put('f', 'one', '1');
+      await put('f', 'two', '2');
+      const dir = join(streamsDir(), (await idOf('f')).toString());
+      fs.writeFileSync(join(dir, 'birth'), '12345');
+      expect(await names('f')).toEqual([]);
+      expect(await codeOf(share.open('f', { mode: 'open', write: false, stream: 'one' }))).toBe('ENOENT');
+      expect(await codeOf(share.removeStream('f', 'one'))).toBe('ENOENT');
+      expect(await codeOf(share.renameStream('f', 'one', 'x', false))).toBe('ENOENT');
+      await put('f', 'three', '3');
+      expect(await names('f')).toEqual(['three']);
+      const st = fs.statSync(join(root, 'f'), { bigint: true });
+      expect(fs.readFileSync(join(dir, 'birth'), 'utf8')).toBe(st.birthtimeNs.toString());
+      expect(fs.existsSync(join(dir, streamKeyOf('one')))).toBe(false);
+      // A missing birth file counts as stale too.
+      fs.unlinkSync(join(dir, 'birth'));
+      expect(await names('f')).toEqual([]);
+    });
+
+    it('tolerates debris: orphan name files, data without a name, temp files', async () => {
+      await put('f', 'real', 'r');
+      const dir = join(streamsDir(), (await idOf('f')).toString());
+      fs.writeFileSync(join(dir, `${streamKeyOf('orphan')}.name`), Buffer.from('orphan', 'utf16le'));
+      fs.writeFileSync(join(dir, streamKeyOf('nameless')), 'data');
+      fs.writeFileSync(join(dir, `${streamKeyOf('wrong')}.name`), Buffer.from('not-wrong', 'utf16le'));
+      fs.writeFileSync(join(dir, `${streamKeyOf('odd')}.name`), Buffer.from('odd!', 'latin1').subarray(0, 3));
+      fs.writeFileSync(join(dir, streamKeyOf('odd')), 'data');
+      fs.writeFileSync(join(dir, streamKeyOf('wrong')), 'data');
+      fs.writeFileSync(join(dir, 'birth.tmp'), 'x');
+      expect(await names('f')).toEqual(['real']);
+      // An orphan name file does not make a stream, and a create over it takes the new case.
+      expect(await codeOf(share.open('f', { mode: 'open', write: false, stream: 'orphan' }))).toBe('ENOENT');
+      await put('f', 'ORPHAN', 'o');
+      expect(await names('f')).toEqual(['ORPHAN', 'real']);
+    });
+
+    it('stateDir moves streams with the sidecar', async () => {
+      const other = await mkdtemp(join(tmpdir(), 'tessera-state-'));
+      const root2 = await mkdtemp(join(tmpdir(), 'tessera-root2-'));
+      try {
+        const opts = { stateDir: other } as { readOnly?: boolean };
+        const s = await posixDriver.openShare(root2, opts);
+        const { handle } = await s.open('f', { mode: 'create', write: true, stream: 's' });
+        await handle.close();
+        await s.close();
+        expect(fs.readdirSync(root2)).toEqual(['f']);
+        expect(fs.readdirSync(join(other, 'streams')).length).toBe(1);
+      } finally {
+        await rm(other, { recursive: true, force: true });
+        await rm(root2, { recursive: true, force: true });
+      }
+    });
+
+    it('random stream names are stored, listed and read back exactly, or rejected with EINVAL/ENAMETOOLONG', async () => {
+      const { handle } = await share.open('fuzz', { mode: 'create', write: true });
+      await handle.close();
+      const piece = fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom(':', '/', '\\', '\u0000', '..', '$DATA', 'ß', '\u{1F600}', '\uD800'));
+      await fc.assert(
+        fc.asyncProperty(fc.array(piece, { maxLength: 6 }), fc.nat(300), async (pieces, pad) => {
+          const name = pieces.join('') + (pad > 250 ? 'p'.repeat(pad) : '');
+          try {
+            const r = await share.open('fuzz', { mode: 'openOrCreate', write: true, stream: name });
+            await r.handle.write(0, Buffer.from('v'));
+            await r.handle.close();
+          } catch (err) {
+            if (!(err instanceof IosError)) throw err;
+            expect(['EINVAL', 'ENAMETOOLONG']).toContain(err.code);
+            return;
+          }
+          expect(name.length).toBeLessThanOrEqual(255);
+          expect(/[\u0000/\\:]/.test(name)).toBe(false);
+          const got = await share.open('fuzz', { mode: 'open', write: false, stream: name });
+          expect((await got.handle.read(0, 10)).toString()).toBe('v');
+          await got.handle.close();
+          expect(got.stream).toBe(name);
+          expect(await names('fuzz')).toEqual([name]);
+          await share.removeStream('fuzz', name);
+        }),
+        { numRuns: 200 },
+      );
+      expect(await names('fuzz')).toEqual([]);
+      expect(fs.readdirSync(root).sort()).toEqual(['.tessera', 'fuzz']);
     });
   });
 

@@ -12,16 +12,19 @@ import {
   type IosHandle,
   type ListPage,
   type SetInfo,
+  type StreamEntry,
 } from '../spi.js';
 import { errnoOf, toIosError } from './errno.js';
 import { birthNsOf, buildInfo, fileIdOf } from './info.js';
 import { fold, STATE_DIR_FOLDED } from './paths.js';
 import type { MetaPatch, MetaStore } from './sidecar.js';
+import type { StreamStore } from './streams.js';
 
 /** What a handle needs from its share. */
 export interface ShareContext {
   readonly rootDev: bigint;
   readonly meta: MetaStore;
+  readonly streams: StreamStore;
   readonly readOnly: boolean;
 }
 
@@ -41,6 +44,38 @@ function checkRange(offset: number, length: number): void {
   if (!Number.isSafeInteger(offset + length)) throw new IosError('EINVAL', 'offset + length beyond 2^53');
 }
 
+/** Positional read of up to `length` bytes (short at end of file). */
+async function readAt(fh: FileHandle, offset: number, length: number): Promise<Buffer> {
+  if (length > limits.ioBytesMax) throw new IosError('EINVAL', `read of ${length} bytes`);
+  const buf = Buffer.allocUnsafe(length);
+  let done = 0;
+  try {
+    while (done < length) {
+      const { bytesRead } = await fh.read(buf, done, length - done, offset + done);
+      if (bytesRead === 0) break; // end of file
+      done += bytesRead;
+    }
+  } catch (err) {
+    throw toIosError(err, 'read');
+  }
+  return done === length ? buf : buf.subarray(0, done);
+}
+
+/** Positional write of all of `data`. */
+async function writeAt(fh: FileHandle, offset: number, data: Buffer): Promise<number> {
+  let done = 0;
+  try {
+    while (done < data.length) {
+      const { bytesWritten } = await fh.write(data, done, data.length - done, offset + done);
+      if (bytesWritten === 0) throw new IosError('EIO', 'write made no progress');
+      done += bytesWritten;
+    }
+  } catch (err) {
+    throw toIosError(err, 'write');
+  }
+  return done;
+}
+
 /** Unix ns → seconds as the double fs.futimes takes. A double near 1.7e9 s resolves ~0.24 µs. */
 function nsToSeconds(ns: bigint): number {
   return Number(ns / 1_000_000_000n) + Number(ns % 1_000_000_000n) / 1e9;
@@ -49,7 +84,9 @@ function nsToSeconds(ns: bigint): number {
 export class PosixHandle implements IosHandle {
   readonly fileId: bigint;
   readonly isDirectory: boolean;
-  private readonly birthNs: bigint;
+  readonly stream: string | undefined = undefined;
+  /** Birth time of the object (the sidecar's and the stream store's guard). */
+  readonly birthNs: bigint;
   private closed = false;
   private closing: Promise<void> | undefined;
   /** Names of the directory taken by the listing that started with cookie undefined. */
@@ -83,19 +120,7 @@ export class PosixHandle implements IosHandle {
     this.checkOpen();
     checkRange(offset, length);
     if (this.isDirectory) throw new IosError('EISDIR', 'read on a directory');
-    if (length > limits.ioBytesMax) throw new IosError('EINVAL', `read of ${length} bytes`);
-    const buf = Buffer.allocUnsafe(length);
-    let done = 0;
-    try {
-      while (done < length) {
-        const { bytesRead } = await this.fh.read(buf, done, length - done, offset + done);
-        if (bytesRead === 0) break; // end of file
-        done += bytesRead;
-      }
-    } catch (err) {
-      throw toIosError(err, 'read');
-    }
-    return done === length ? buf : buf.subarray(0, done);
+    return readAt(this.fh, offset, length);
   }
 
   async write(offset: number, data: Buffer): Promise<number> {
@@ -103,17 +128,7 @@ export class PosixHandle implements IosHandle {
     checkRange(offset, data.length);
     if (this.isDirectory) throw new IosError('EISDIR', 'write on a directory');
     this.checkWritable();
-    let done = 0;
-    try {
-      while (done < data.length) {
-        const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done);
-        if (bytesWritten === 0) throw new IosError('EIO', 'write made no progress');
-        done += bytesWritten;
-      }
-    } catch (err) {
-      throw toIosError(err, 'write');
-    }
-    return done;
+    return writeAt(this.fh, offset, data);
   }
 
   async flush(): Promise<void> {
@@ -219,6 +234,11 @@ export class PosixHandle implements IosHandle {
     return { entries, cookie: next < names.length ? String(next) : undefined };
   }
 
+  async listStreams(): Promise<StreamEntry[]> {
+    this.checkOpen();
+    return this.ctx.streams.list(this.fileId, this.birthNs);
+  }
+
   close(): Promise<void> {
     if (this.closing === undefined) {
       this.closed = true;
@@ -257,6 +277,118 @@ export class PosixHandle implements IosHandle {
       if (errno === 'ENOENT' || errno === 'ENOTDIR') return undefined;
       throw toIosError(err, 'lstat listed entry');
     }
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new IosError('EINVAL', 'handle is closed');
+  }
+
+  private checkWritable(): void {
+    if (this.ctx.readOnly) throw new IosError('EROFS', 'share is read-only');
+    if (!this.writable) throw new IosError('EACCES', 'handle not opened for writing');
+  }
+}
+
+/**
+ * A named stream of an object: the stream's data file plus a handle on the object itself (times,
+ * attributes, security and the file id come from the object; spi.ts OpenOptions.stream).
+ */
+export class PosixStreamHandle implements IosHandle {
+  readonly fileId: bigint;
+  readonly isDirectory = false;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly ctx: ShareContext,
+    /** Handle on the object; opened with the same write flag, closed with this one. */
+    private readonly base: PosixHandle,
+    private readonly fh: FileHandle,
+    readonly stream: string,
+    private readonly writable: boolean,
+  ) {
+    this.fileId = base.fileId;
+  }
+
+  async info(): Promise<FileInfo> {
+    this.checkOpen();
+    const info = await this.base.info();
+    let st: BigIntStats;
+    try {
+      st = await this.fh.stat({ bigint: true });
+    } catch (err) {
+      throw toIosError(err, 'fstat stream');
+    }
+    return { ...info, isDirectory: false, size: Number(st.size), allocationSize: Number(st.blocks) * 512 };
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    this.checkOpen();
+    checkRange(offset, length);
+    return readAt(this.fh, offset, length);
+  }
+
+  async write(offset: number, data: Buffer): Promise<number> {
+    this.checkOpen();
+    checkRange(offset, data.length);
+    this.checkWritable();
+    return writeAt(this.fh, offset, data);
+  }
+
+  async flush(): Promise<void> {
+    this.checkOpen();
+    try {
+      await this.fh.datasync();
+    } catch (err) {
+      throw toIosError(err, 'flush stream');
+    }
+  }
+
+  async truncate(size: number): Promise<void> {
+    this.checkOpen();
+    checkRange(size, 0);
+    this.checkWritable();
+    try {
+      await this.fh.truncate(size);
+    } catch (err) {
+      throw toIosError(err, 'truncate stream');
+    }
+  }
+
+  async setInfo(change: SetInfo): Promise<void> {
+    this.checkOpen();
+    return this.base.setInfo(change);
+  }
+
+  async getSecurity(): Promise<Buffer | undefined> {
+    this.checkOpen();
+    return this.base.getSecurity();
+  }
+
+  async setSecurity(descriptor: Buffer): Promise<void> {
+    this.checkOpen();
+    return this.base.setSecurity(descriptor);
+  }
+
+  async list(): Promise<ListPage> {
+    this.checkOpen();
+    throw new IosError('EINVAL', 'list on a stream handle');
+  }
+
+  async listStreams(): Promise<StreamEntry[]> {
+    this.checkOpen();
+    return this.base.listStreams();
+  }
+
+  close(): Promise<void> {
+    if (this.closing === undefined) {
+      this.closed = true;
+      this.closing = Promise.allSettled([this.fh.close(), this.base.close()]).then(([data, base]) => {
+        if (data.status === 'rejected') throw toIosError(data.reason, 'close stream');
+        if (base.status === 'rejected') throw toIosError(base.reason, 'close');
+      });
+    }
+    return this.closing;
   }
 
   private checkOpen(): void {

@@ -1,11 +1,13 @@
 // The posix IOS driver: a share is a local directory.
 //
 // openShare(root, { readOnly, stateDir? }): `stateDir` (extra, optional) moves the metadata sidecar
-// (meta.lmdb) out of <root>/.tessera. Behaviour notes (see share.ts, handle.ts, sidecar.ts):
+// (meta.lmdb) and the named streams (streams/) out of <root>/.tessera. Behaviour notes (see share.ts,
+// handle.ts, sidecar.ts, streams.ts):
 // - names: case-insensitive, case-preserving (toUpperCase folding), exact case wins;
 // - file ids: inode numbers; creation time, DOS attributes and security descriptors persist in LMDB;
 // - READONLY and the other DOS bits live only in the sidecar: host mode bits are neither read nor
 //   changed, so host permissions and client attributes stay independent;
+// - named streams live under <stateDir>/streams/<fileId>/ (streams.ts), out of the visible tree;
 // - allocationSize hints on create are ignored (Node has no fallocate); files are sparse-capable.
 import { IOS_SPI_VERSION, type IosDriver, type IosShare } from '../spi.js';
 import { PosixShare, type PosixShareOptions } from './share.js';

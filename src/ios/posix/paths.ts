@@ -42,3 +42,16 @@ export function splitPath(path: string): string[] {
   for (const part of parts) checkName(part);
   return parts;
 }
+
+/** Directory below the state directory holding named streams (streams.ts). */
+export const STREAMS_DIR_NAME = 'streams';
+
+/**
+ * Checks a named stream's name (MS-FSCC 2.1.5.3): 1..255 UTF-16 units, none of NUL, '\', '/', ':'.
+ * The name never reaches the host file system (streams.ts stores it hashed), so no byte limit applies.
+ */
+export function checkStreamName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name === '') throw new IosError('EINVAL', 'empty stream name');
+  if (/[\u0000/\\:]/.test(name)) throw new IosError('EINVAL', 'stream name contains a reserved character');
+  if (name.length > limits.nameUnitsMax) throw new IosError('ENAMETOOLONG', `stream name of ${name.length} units`);
+}

@@ -17,7 +17,8 @@
 // share's tree on the server.
 //
 // The driver's state directory (.tessera at the root, any case) is invisible: absent from listings
-// and lookups, refused (EACCES) as a name to create or rename to.
+// and lookups, refused (EACCES) as a name to create or rename to. It holds the metadata sidecar and
+// the named streams (streams.ts), both keyed by file id and guarded by birth time.
 import type { BigIntStats } from 'node:fs';
 import { constants as fsConstants, existsSync } from 'node:fs';
 import { lstat, mkdir, open, realpath, rename, rmdir, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
@@ -35,11 +36,12 @@ import {
   type OpenResult,
 } from '../spi.js';
 import { errnoOf, toIosError } from './errno.js';
-import { PosixHandle, type ShareContext } from './handle.js';
+import { PosixHandle, PosixStreamHandle, type ShareContext } from './handle.js';
 import { birthNsOf, buildInfo, defaultAttributes, fileIdOf } from './info.js';
 import { NameIndexCache } from './name-index.js';
-import { checkName, fold, splitPath, STATE_DIR_FOLDED, STATE_DIR_NAME } from './paths.js';
+import { checkName, checkStreamName, fold, splitPath, STATE_DIR_FOLDED, STATE_DIR_NAME, STREAMS_DIR_NAME } from './paths.js';
 import { emptyMetaStore, LmdbMetaStore, type MetaPatch, type MetaStore } from './sidecar.js';
+import { StreamStore } from './streams.js';
 
 const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = fsConstants;
 
@@ -51,7 +53,7 @@ const truncatingModes: ReadonlySet<OpenMode> = new Set(['truncate', 'truncateOrC
 
 export interface PosixShareOptions {
   readOnly?: boolean;
-  /** Directory holding meta.lmdb. Default: <root>/.tessera. */
+  /** Directory holding meta.lmdb and streams/. Default: <root>/.tessera. */
   stateDir?: string;
 }
 
@@ -114,6 +116,7 @@ export class PosixShare implements IosShare, ShareContext {
     private readonly rootIno: bigint,
     private readonly rootCreatedNs: bigint,
     readonly meta: MetaStore,
+    readonly streams: StreamStore,
     readonly readOnly: boolean,
   ) {}
 
@@ -142,8 +145,15 @@ export class PosixShare implements IosShare, ShareContext {
       }
       meta = LmdbMetaStore.open(metaPath, false);
     }
+    let streams: StreamStore;
+    try {
+      streams = await StreamStore.open(stateDir, STREAMS_DIR_NAME, readOnly);
+    } catch (err) {
+      await meta.close().catch(() => undefined);
+      throw err;
+    }
     const createdNs = st.birthtimeNs !== 0n ? st.birthtimeNs : st.mtimeNs;
-    return new PosixShare(rootAbs, st.dev, st.ino, createdNs, meta, readOnly);
+    return new PosixShare(rootAbs, st.dev, st.ino, createdNs, meta, streams, readOnly);
   }
 
   async stat(path: string): Promise<{ path: string; info: FileInfo }> {
@@ -171,6 +181,7 @@ export class PosixShare implements IosShare, ShareContext {
       throw new IosError('EINVAL', `security descriptor of ${sd.length} bytes`);
     }
     const parts = splitPath(path);
+    if (options.stream !== undefined) return this.openStream(parts, path, options);
     if (parts.length === 0) {
       if (mode === 'create') throw new IosError('EEXIST', 'the share root exists');
       if (truncatingModes.has(mode) || directory === false) throw new IosError('EISDIR', 'the share root is a directory');
@@ -254,7 +265,7 @@ export class PosixShare implements IosShare, ShareContext {
         if (toName !== dstName) await rename(dstAbs, childAbs(dst.parent, toName));
       }
       await this.noteRenamed(src, dst, [dstName], [toName]);
-      if (dstSt.nlink <= 1n) await this.meta.remove(fileIdOf(dstSt, this.rootDev));
+      if (dstSt.nlink <= 1n) await this.forget(dstSt);
     } catch (err) {
       throw toIosError(err, `rename ${from} -> ${to}`);
     }
@@ -280,8 +291,25 @@ export class PosixShare implements IosShare, ShareContext {
       throw toIosError(err, `remove ${path}`);
     }
     await this.names.noteChange(entry.parent.abs, entry.parent.st, [], [name]);
-    // A file with other hard links lives on: keep its record.
-    if (st.isDirectory() || st.nlink <= 1n) await this.meta.remove(fileIdOf(st, this.rootDev));
+    // A file with other hard links lives on: keep its record and streams.
+    if (st.isDirectory() || st.nlink <= 1n) await this.forget(st);
+  }
+
+  async removeStream(path: string, stream: string): Promise<void> {
+    this.checkOpen();
+    if (this.readOnly) throw new IosError('EROFS', 'share is read-only');
+    checkStreamName(stream);
+    const st = await this.statObject(path);
+    await this.streams.remove(fileIdOf(st, this.rootDev), birthNsOf(st), stream);
+  }
+
+  async renameStream(path: string, from: string, to: string, replace: boolean): Promise<void> {
+    this.checkOpen();
+    if (this.readOnly) throw new IosError('EROFS', 'share is read-only');
+    checkStreamName(from);
+    checkStreamName(to);
+    const st = await this.statObject(path);
+    await this.streams.rename(fileIdOf(st, this.rootDev), birthNsOf(st), from, to, replace);
   }
 
   /**
@@ -321,7 +349,23 @@ export class PosixShare implements IosShare, ShareContext {
     await this.meta.close();
   }
 
+  /** Drops what the driver keeps about an object whose last name is gone: sidecar record and streams. */
+  private async forget(st: BigIntStats): Promise<void> {
+    const fileId = fileIdOf(st, this.rootDev);
+    await this.meta.remove(fileId);
+    await this.streams.removeAll(fileId);
+  }
+
   // ---- resolution ----
+
+  /** lstat of the object at `path` (the root included); ENOENT when absent. */
+  private async statObject(path: string): Promise<BigIntStats> {
+    const parts = splitPath(path);
+    if (parts.length === 0) return (await this.root()).st;
+    const entry = await this.resolveEntry(parts);
+    if (entry.found.kind !== 'found') throw new IosError('ENOENT', `no such object: ${path}`);
+    return entry.found.st;
+  }
 
   private checkOpen(): void {
     if (this.closed) throw new IosError('EINVAL', 'share is closed');
@@ -393,6 +437,16 @@ export class PosixShare implements IosShare, ShareContext {
       truncate: truncating,
     });
     if (handle === undefined) return undefined;
+    if (truncating) {
+      // Overwriting or superseding a file's unnamed stream replaces the whole file: its named streams
+      // go too (MS-FSA 2.1.5.1.2.1; Samba's delete_all_streams on O_TRUNC does the same).
+      try {
+        await this.streams.removeAll(handle.fileId);
+      } catch (err) {
+        await handle.close().catch(() => undefined);
+        throw err;
+      }
+    }
     if (mode === 'replace') {
       // A replaced object takes the new attributes (and security descriptor when one is given).
       const patch: MetaPatch = { attributes: this.initialAttributes(false, options.attributes) };
@@ -441,6 +495,70 @@ export class PosixShare implements IosShare, ShareContext {
       await (isDir ? rmdir(abs) : unlink(abs)).catch(() => undefined);
       throw toIosError(err, `create ${childRel(parent, name)}`);
     }
+  }
+
+  /**
+   * Opens a named stream (spi.ts OpenOptions.stream): the object at `parts` is opened (or, for a
+   * creating mode, created as a file) without truncation, then the stream is opened per `mode`.
+   */
+  private async openStream(parts: readonly string[], path: string, options: OpenOptions): Promise<OpenResult> {
+    const { mode, stream } = options;
+    checkStreamName(stream);
+    // MS-FSA 2.1.5.1: a data stream is never a directory.
+    if (options.directory === true) throw new IosError('ENOTDIR', `stream ${stream} is not a directory`);
+    for (let attempt = 0; attempt < openAttemptsMax; attempt++) {
+      let base: PosixHandle | undefined;
+      let basePath: string;
+      let created: { parent: DirRef; name: string } | undefined;
+      if (parts.length === 0) {
+        const root = await this.root();
+        base = await this.openChecked(root.abs, root.st, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, { write: options.write, isRoot: true, truncate: false });
+        basePath = '';
+      } else {
+        const { parent, found, name } = await this.resolveEntry(parts);
+        if (found.kind === 'found') {
+          const flags = O_RDONLY | O_NOFOLLOW | (found.st.isDirectory() ? O_DIRECTORY : O_NONBLOCK);
+          base = await this.openChecked(childAbs(parent, found.name), found.st, flags, { write: options.write, isRoot: false, truncate: false });
+          basePath = childRel(parent, found.name);
+        } else {
+          if (mode === 'open' || mode === 'truncate') throw new IosError('ENOENT', `no such object: ${path}`);
+          if (found.kind === 'blocked') throw new IosError('EACCES', `name '${name}' is not available`);
+          if (this.readOnly) throw new IosError('EROFS', 'share is read-only');
+          // NTFS creates the file when a stream of a missing file is created.
+          const made = await this.createAt(parent, name, { ...options, stream: undefined, mode: 'create', directory: false });
+          if (made !== undefined) {
+            if (!(made.handle instanceof PosixHandle)) throw new IosError('EIO', 'unexpected handle type');
+            base = made.handle;
+            created = { parent, name };
+          }
+          basePath = childRel(parent, name);
+        }
+      }
+      if (base === undefined) continue; // changed under us: look again
+      try {
+        const s = await this.streams.open(base.fileId, base.birthNs, stream, mode, options.write);
+        return {
+          handle: new PosixStreamHandle(this, base, s.fh, s.name, options.write),
+          action: created !== undefined ? 'created' : s.action,
+          path: basePath,
+          stream: s.name,
+        };
+      } catch (err) {
+        await base.close().catch(() => undefined);
+        if (created !== undefined) {
+          // Undo the object made for this stream, so a failed create leaves nothing behind.
+          try {
+            await unlink(childAbs(created.parent, created.name));
+            await this.names.noteChange(created.parent.abs, created.parent.st, [], [created.name]);
+            await this.meta.remove(base.fileId);
+          } catch {
+            // best effort: the stream error is what the caller needs
+          }
+        }
+        throw err;
+      }
+    }
+    throw new IosError('EBUSY', `name kept changing during open: ${path}`);
   }
 
   private initialAttributes(isDir: boolean, requested: number | undefined): number {

@@ -4,7 +4,7 @@
 // not acknowledged, which MS-SMB2 allows (the client then treats the open as ordinary).
 
 import { limits } from '../../base/limits.js';
-import { IosError, FILE_ATTR_SETTABLE, FileAttr, type OpenMode, type OpenResult } from '../../ios/spi.js';
+import { IosError, FILE_ATTR_SETTABLE, FileAttr, type OpenResult } from '../../ios/spi.js';
 import { NtStatus } from '../../protocol/ntstatus.js';
 import {
   AccessMask,
@@ -23,17 +23,17 @@ import {
 import { encodeMaximalAccessResponse, encodeQueryOnDiskIdResponse, decodeAllocationSize } from '../../protocol/create-contexts.js';
 import type { Reply, RequestContext } from '../context.js';
 import { hasAny, mapGenericAccess, parentOf, parseSmbPath, WRITE_ACCESS_BITS, wireAttributes, wireTimes } from '../files.js';
-import type { Open, Tree } from '../state.js';
+import type { Open, Session, Tree } from '../state.js';
+import { createAccessCheck, fileAccessCheck, inheritSecurityDescriptor } from '../../auth/access-check.js';
+import { tokenForUser, type AccessToken } from '../../auth/token.js';
+
+/** The session's access token (MS-DTYP 2.5.2), built once. */
+function sessionToken(session: Session): AccessToken {
+  session.token ??= tokenForUser({ userSid: session.sid, isGuest: session.isGuest, isAnonymous: session.isAnonymous });
+  return session.token;
+}
 import { statusForIosError } from '../status-map.js';
 
-const MODE_FOR_DISPOSITION: Record<number, OpenMode> = {
-  [CreateDisposition.FILE_SUPERSEDE]: 'replace',
-  [CreateDisposition.FILE_OPEN]: 'open',
-  [CreateDisposition.FILE_CREATE]: 'create',
-  [CreateDisposition.FILE_OPEN_IF]: 'openOrCreate',
-  [CreateDisposition.FILE_OVERWRITE]: 'truncate',
-  [CreateDisposition.FILE_OVERWRITE_IF]: 'truncateOrCreate',
-};
 
 const ACTION_FOR: Record<OpenResult['action'], number> = {
   opened: CreateAction.FILE_OPENED,
@@ -155,20 +155,80 @@ async function openFile(ctx: RequestContext, req: CreateRequest, tree: Tree): Pr
     allocationSize = Number(v);
   }
 
-  // Opening an existing READONLY file for writing or deletion is refused (MS-FSA 2.1.5.1.2.1).
-  let result: OpenResult;
-  try {
-    result = await ios.open(path, {
-      mode: MODE_FOR_DISPOSITION[req.CreateDisposition]!,
-      ...(directory !== undefined ? { directory } : {}),
-      write: mayWrite && !share.readOnly,
-      attributes: (req.FileAttributes & FILE_ATTR_SETTABLE) | FileAttr.ARCHIVE * (directory === true ? 0 : 1),
-      ...(sdContext && sdContext.Data.length > 0 ? { securityDescriptor: Buffer.from(sdContext.Data) } : {}),
-      ...(allocationSize !== undefined ? { allocationSize } : {}),
-    });
-  } catch (err) {
-    if (err instanceof IosError) return { status: await statusForOpenError(err, ios, path) };
-    throw err;
+  // Access checks (MS-FSA 2.1.5.1.2.1, MS-DTYP 2.5.3.2): an existing object is opened without
+  // changing it, checked against its security descriptor, and only then truncated; a new object is
+  // checked against its parent and created with the descriptor it inherits (MS-DTYP 2.5.3.4).
+  const disposition = req.CreateDisposition;
+  const overwrites =
+    disposition === CreateDisposition.FILE_OVERWRITE ||
+    disposition === CreateDisposition.FILE_OVERWRITE_IF ||
+    disposition === CreateDisposition.FILE_SUPERSEDE;
+  const mayCreate = disposition !== CreateDisposition.FILE_OPEN && disposition !== CreateDisposition.FILE_OVERWRITE;
+  const token = sessionToken(session);
+  const parentSd = path === '' ? undefined : await server.parentSecurity(share, parentOf(path));
+  const writable = mayWrite && !share.readOnly;
+  const attributes = (req.FileAttributes & FILE_ATTR_SETTABLE) | (directory === true ? 0 : FileAttr.ARCHIVE);
+
+  let result: OpenResult | undefined;
+  let granted = desired;
+  if (disposition !== CreateDisposition.FILE_CREATE) {
+    try {
+      result = await ios.open(path, { mode: 'open', ...(directory !== undefined ? { directory } : {}), write: writable });
+    } catch (err) {
+      if (!(err instanceof IosError)) throw err;
+      if (err.code !== 'ENOENT' || !mayCreate) return { status: await statusForOpenError(err, ios, path) };
+    }
+  }
+  if (result) {
+    const sd = await result.handle.getSecurity();
+    // Overwriting needs write access whatever was asked for (MS-FSA 2.1.5.1.2.1).
+    const need = overwrites ? desired | AccessMask.FILE_WRITE_DATA : desired;
+    const check = fileAccessCheck({ sd, parentSd, token, desired: need | (req.DesiredAccess & AccessMask.MAXIMUM_ALLOWED) });
+    if (!check.ok) {
+      await result.handle.close();
+      return { status: check.privilegeNotHeld ? NtStatus.PRIVILEGE_NOT_HELD : NtStatus.ACCESS_DENIED };
+    }
+    if (req.DesiredAccess & AccessMask.MAXIMUM_ALLOWED) granted = check.granted & tree.maximalAccess;
+    else granted = desired | (check.granted & AccessMask.FILE_READ_ATTRIBUTES);
+    if (overwrites) {
+      if (result.handle.isDirectory) {
+        await result.handle.close();
+        return { status: NtStatus.INVALID_PARAMETER };
+      }
+      // MS-FSA 2.1.5.1.2.1: overwrite/supersede cut the data and take the requested attributes.
+      await result.handle.truncate(0);
+      await result.handle.setInfo({ attributes });
+      result = { ...result, action: disposition === CreateDisposition.FILE_SUPERSEDE ? 'replaced' : 'truncated' };
+    }
+  } else {
+    const isDirectory = directory === true;
+    const check = createAccessCheck({ parentSd, token, desired: desired | (req.DesiredAccess & AccessMask.MAXIMUM_ALLOWED), isDirectory });
+    if (!check.ok) return { status: check.privilegeNotHeld ? NtStatus.PRIVILEGE_NOT_HELD : NtStatus.ACCESS_DENIED };
+    if (req.DesiredAccess & AccessMask.MAXIMUM_ALLOWED) granted = check.granted & tree.maximalAccess;
+    let sd: Buffer;
+    try {
+      sd = inheritSecurityDescriptor(parentSd, {
+        isDirectory,
+        creatorSid: token.userSid,
+        creatorGroupSid: token.userSid,
+        ...(sdContext && sdContext.Data.length > 0 ? { explicitSd: sdContext.Data } : {}),
+      });
+    } catch {
+      return { status: NtStatus.INVALID_SECURITY_DESCR };
+    }
+    try {
+      result = await ios.open(path, {
+        mode: 'create',
+        ...(directory !== undefined ? { directory } : {}),
+        write: writable,
+        attributes,
+        securityDescriptor: sd,
+        ...(allocationSize !== undefined ? { allocationSize } : {}),
+      });
+    } catch (err) {
+      if (err instanceof IosError) return { status: await statusForOpenError(err, ios, path) };
+      throw err;
+    }
   }
 
   const handle = result.handle;
@@ -203,7 +263,7 @@ async function openFile(ctx: RequestContext, req: CreateRequest, tree: Tree): Pr
     kind: info.isDirectory ? 'directory' : 'file',
     handle,
     path: result.path,
-    grantedAccess: desired,
+    grantedAccess: granted,
     shareAccess: req.ShareAccess,
     createOptions: req.CreateOptions,
     deleteOnClose,
@@ -215,7 +275,9 @@ async function openFile(ctx: RequestContext, req: CreateRequest, tree: Tree): Pr
 
   const contexts: CreateContextOut[] = [];
   if (findCreateContext(req.CreateContexts, CreateContextName.QUERY_MAXIMAL_ACCESS)) {
-    let maximal = tree.maximalAccess;
+    // MS-SMB2 3.3.5.9.5: what this user could be granted on this object.
+    const sd = await handle.getSecurity();
+    let maximal = fileAccessCheck({ sd, parentSd, token, desired: AccessMask.MAXIMUM_ALLOWED }).granted & tree.maximalAccess;
     if (!info.isDirectory && info.attributes & FileAttr.READONLY) maximal &= ~(AccessMask.FILE_WRITE_DATA | AccessMask.FILE_APPEND_DATA);
     contexts.push({ Name: CreateContextName.QUERY_MAXIMAL_ACCESS, Data: encodeMaximalAccessResponse({ QueryStatus: 0, MaximalAccess: maximal }) });
   }

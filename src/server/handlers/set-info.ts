@@ -46,6 +46,7 @@ export async function handleSetInfo(ctx: RequestContext): Promise<Reply> {
     case InfoType.SMB2_0_INFO_FILE:
       return setFile(ctx, open, req.FileInfoClass, req.Buffer);
     case InfoType.SMB2_0_INFO_SECURITY:
+      ctx.conn.server.forgetSecurity(open.tree.share);
       return setSecurity(open, req.AdditionalInformation, req.Buffer);
     case InfoType.SMB2_0_INFO_FILESYSTEM:
       return { status: NtStatus.NOT_SUPPORTED };
