@@ -91,6 +91,14 @@ class PendingRequest {
   }
 }
 
+/** Responses of one request frame, sent together once every message of the chain is done. */
+interface FrameReplies {
+  out: OutMessage[];
+  encryptWith: Session | undefined;
+  /** The message being processed is the last of the chain. */
+  last: boolean;
+}
+
 interface OutMessage {
   /** Header + encoded body (+ padding when followed by another message of the compound). */
   head: Buffer;
@@ -278,25 +286,26 @@ export class Connection {
       fileId: undefined,
       previousStatus: NtStatus.SUCCESS,
       previousCreateFailed: false,
+      invalidRelated: false,
     };
-    const out: OutMessage[] = [];
-    let encryptResponse: Session | undefined = encryptedSession;
+    const replies: FrameReplies = { out: [], encryptWith: encryptedSession, last: false };
     let disconnect = false;
     const single = messages.length === 1;
     for (let i = 0; i < messages.length; i++) {
       const msg = messages[i]!;
-      const result = await this.processMessage(msg, chain, encryptedSession, i === 0, single);
+      replies.last = i === messages.length - 1;
+      const result = await this.processMessage(msg, chain, encryptedSession, i === 0, single, replies);
       if (result.kind === 'disconnect') {
         this.close(result.reason);
         return;
       }
       if (result.kind === 'none') continue;
       if (result.kind === 'sent') continue;
-      out.push(result.message);
-      if (result.encryptWith && !encryptResponse) encryptResponse = result.encryptWith;
+      replies.out.push(result.message);
+      if (result.encryptWith && !replies.encryptWith) replies.encryptWith = result.encryptWith;
       if (result.disconnect) disconnect = true;
     }
-    if (out.length > 0) this.sendCompound(out, encryptResponse);
+    if (replies.out.length > 0) this.sendCompound(replies.out, replies.encryptWith);
     if (disconnect) this.close('handler asked to disconnect');
   }
 
@@ -308,6 +317,7 @@ export class Connection {
     encryptedSession: Session | undefined,
     firstInChain: boolean,
     single: boolean,
+    frame: FrameReplies,
   ): Promise<
     | { kind: 'disconnect'; reason: string }
     | { kind: 'none' }
@@ -348,17 +358,21 @@ export class Connection {
     // Related operations take their ids from the chain (MS-SMB2 3.3.5.2.7.2).
     const related = (hdr.Flags & HeaderFlags.RELATED_OPERATIONS) !== 0;
     if (!related) {
+      chain.invalidRelated = false;
       // An unrelated request starts a new chain context: its own ids, no inherited FileId.
       chain.sessionId = hdr.SessionId;
       chain.treeId = hdr.TreeId;
       chain.fileId = undefined;
     }
     if (related && firstInChain) {
-      // MS-SMB2 3.3.5.2.7.2: the first request of a chain cannot be related; its ids still seed the chain.
+      // MS-SMB2 3.3.5.2.7.2: the first request of a chain cannot be related; its ids still seed the
+      // chain, and every related request after it fails the same way.
       chain.sessionId = hdr.SessionId;
       chain.treeId = hdr.TreeId;
+      chain.invalidRelated = true;
       return reply({ status: NtStatus.INVALID_PARAMETER }, undefined, undefined);
     }
+    if (related && chain.invalidRelated) return reply({ status: NtStatus.INVALID_PARAMETER }, undefined, undefined);
     const sessionId = related ? chain.sessionId : hdr.SessionId;
     const treeId = related ? chain.treeId : hdr.TreeId;
 
@@ -480,6 +494,25 @@ export class Connection {
       chain,
       get signal() {
         return pending.signal;
+      },
+      goAsync: () => {
+        // MS-SMB2 3.3.4.2: a standalone request, or the last of a chain, may be answered with an
+        // interim STATUS_PENDING now; in the middle of a chain it cannot (the caller then fails it,
+        // as Windows does: MS-SMB2 <159>).
+        if (pending.asyncId !== undefined) return true;
+        if (!frame.last) return false;
+        if (this.pendingAsync.size >= limits.asyncRequestsPerConnectionMax) return false;
+        const asyncId = this.nextAsyncId++;
+        pending.asyncId = asyncId;
+        this.pendingAsync.set(asyncId, pending);
+        const credits = this.grantCredits(hdr, NtStatus.PENDING);
+        const interim = this.buildMessage(hdr, { status: NtStatus.PENDING }, session, tree, encrypted, credits, asyncId, single);
+        // Whatever the chain answered so far goes out with the interim response, now.
+        frame.out.push(interim.message);
+        if (interim.encryptWith && !frame.encryptWith) frame.encryptWith = interim.encryptWith;
+        this.sendCompound(frame.out, frame.encryptWith);
+        frame.out = [];
+        return true;
       },
     };
 
@@ -665,13 +698,15 @@ export class Connection {
   /** Assembles, signs and (optionally) encrypts one response frame holding one or more messages. */
   private sendCompound(messages: OutMessage[], encryptWith: Session | undefined): void {
     if (this.closed) return;
-    // Chain: every message but the last is padded to 8 bytes and points to the next (3.3.4.1.3).
-    for (let i = 0; i < messages.length; i++) {
-      const m = messages[i]!;
-      const size = m.head.length + (m.payload?.length ?? 0);
-      if (i < messages.length - 1) {
+    // Chain (MS-SMB2 3.3.4.1.3): every message of a compound response is padded to 8 bytes, the last
+    // one too (as Windows does, and smbtorture's compound-padding checks); all but the last point to
+    // the next. A lone response is not padded.
+    if (messages.length > 1) {
+      for (let i = 0; i < messages.length; i++) {
+        const m = messages[i]!;
+        const size = m.head.length + (m.payload?.length ?? 0);
         m.padding = align8(size) - size;
-        m.head.writeUInt32LE(size + m.padding, 20);
+        if (i < messages.length - 1) m.head.writeUInt32LE(size + m.padding, 20);
       }
     }
     const parts: Buffer[] = [];

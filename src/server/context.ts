@@ -26,6 +26,11 @@ export interface RequestContext {
   readonly chain: ChainState;
   /** Aborted when the client cancels the request or the connection goes away. */
   readonly signal: AbortSignal;
+  /**
+   * Sends the interim STATUS_PENDING response now (the final response follows when the handler
+   * returns). False when the request cannot go async (the middle of a compound chain).
+   */
+  goAsync(): boolean;
 }
 
 export interface ChainState {
@@ -35,6 +40,8 @@ export interface ChainState {
   /** Status of the previous operation in the chain (MS-SMB2 3.3.5.2.7.2). */
   previousStatus: number;
   previousCreateFailed: boolean;
+  /** The chain began with a RELATED request: every related request after it is invalid. */
+  invalidRelated: boolean;
 }
 
 export interface Reply {

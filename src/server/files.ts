@@ -16,7 +16,7 @@ export function maxTransact(conn: Connection): number {
 /** Characters MS-FSCC 2.1.5.2 forbids in a file name component (':' is the stream separator). */
 const INVALID_NAME_CHAR = /["*/<>?|\u0000-\u001f]/;
 
-export type ParsedPath = { ok: true; path: string; components: string[] } | { ok: false; status: number };
+export type ParsedPath = { ok: true; path: string; components: string[]; stream?: string } | { ok: false; status: number };
 
 /**
  * Turns an SMB2 CREATE name ("dir\\file.txt", share-relative) into a driver path ("dir/file.txt").
@@ -28,10 +28,25 @@ export function parseSmbPath(name: string): ParsedPath {
   if (name.length > limits.pathUnitsMax) return { ok: false, status: NtStatus.OBJECT_NAME_INVALID };
   if (name.startsWith('\\')) return { ok: false, status: NtStatus.INVALID_PARAMETER };
   let n = name;
-  if (n.endsWith('::$DATA')) n = n.slice(0, -7);
   // A trailing separator names the same object (clients send "dir\\" when opening directories).
   while (n.endsWith('\\')) n = n.slice(0, -1);
-  if (n === '') return { ok: true, path: '', components: [] };
+  // MS-FSCC 2.1.5.1: the last component may name a stream: "file:stream[:$DATA]" or "file::$DATA".
+  let stream: string | undefined;
+  const lastSep = n.lastIndexOf('\\');
+  const colon = n.indexOf(':', lastSep + 1);
+  if (colon >= 0) {
+    const spec = n.slice(colon + 1).split(':');
+    n = n.slice(0, colon);
+    if (spec.length > 2) return { ok: false, status: NtStatus.OBJECT_NAME_INVALID };
+    if (spec.length === 2 && spec[1]!.toUpperCase() !== '$DATA') return { ok: false, status: NtStatus.OBJECT_NAME_INVALID };
+    if (spec[0] === '') {
+      if (spec.length !== 2) return { ok: false, status: NtStatus.OBJECT_NAME_INVALID };
+    } else {
+      if (spec[0]!.length > limits.nameUnitsMax || /[\\/\u0000]/.test(spec[0]!)) return { ok: false, status: NtStatus.OBJECT_NAME_INVALID };
+      stream = spec[0];
+    }
+  }
+  if (n === '') return stream === undefined ? { ok: true, path: '', components: [] } : { ok: false, status: NtStatus.OBJECT_NAME_INVALID };
   const components = n.split('\\');
   for (const c of components) {
     if (c === '') return { ok: false, status: NtStatus.OBJECT_NAME_INVALID };
@@ -40,7 +55,7 @@ export function parseSmbPath(name: string): ParsedPath {
     if (c.includes(':')) return { ok: false, status: NtStatus.OBJECT_NAME_INVALID };
     if (INVALID_NAME_CHAR.test(c)) return { ok: false, status: NtStatus.OBJECT_NAME_INVALID };
   }
-  return { ok: true, path: components.join('/'), components };
+  return stream === undefined ? { ok: true, path: components.join('/'), components } : { ok: true, path: components.join('/'), components, stream };
 }
 
 export function parentOf(path: string): string {

@@ -16,6 +16,7 @@ import type { FsStats } from '../ios/spi.js';
 import { RpcPipeEndpoint, openablePipeNames, type PipeNameTable, type RpcService } from '../rpc/pipe.js';
 import { createSrvsvcService, STYPE } from '../rpc/srvsvc.js';
 import { buildSecurityDescriptor } from '../protocol/security-descriptor.js';
+import { NotifyHub } from './notify.js';
 
 /** A self-relative descriptor without a DACL (everything granted), for directories that have none. */
 const OPEN_DIRECTORY_SD = buildSecurityDescriptor({ Control: 0 });
@@ -60,6 +61,8 @@ export class Server {
   private nextVolatile = 1n;
   private readonly volumeCache = new Map<ShareDef, { at: number; stats: FsStats }>();
   private readonly sdCache = new Map<ShareDef, Map<string, { at: number; sd: Buffer | undefined }>>();
+  /** Directory watches (CHANGE_NOTIFY) fed by this server's own operations. */
+  readonly notify = new NotifyHub();
   /** Named pipes served on IPC$ (DCE/RPC endpoints). */
   readonly pipes: PipeNameTable;
 
@@ -241,6 +244,7 @@ export class Server {
     session.trees.clear();
     for (const open of opens) {
       open.closed = true;
+      this.notify.forget(open);
       try {
         await open.handle?.close();
       } catch (err) {

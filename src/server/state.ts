@@ -96,6 +96,8 @@ export interface Open {
   pipe?: RpcPipeEndpoint;
   /** Share-relative path with stored case ('' = root). */
   path: string;
+  /** Named stream of the object at `path` (undefined: the unnamed data stream or a directory). */
+  stream?: string;
   grantedAccess: number;
   shareAccess: number;
   createOptions: number;

@@ -8,6 +8,7 @@ import type { Open } from '../state.js';
 import { wireAttributes, wireTimes } from '../files.js';
 import { IosError } from '../../ios/spi.js';
 import { statusForIosError } from '../status-map.js';
+import { FileAction } from '../../protocol/change-notify.js';
 
 /**
  * Closes an open: releases the driver handle and, for delete-on-close, removes the object.
@@ -17,6 +18,7 @@ export async function closeOpen(conn: Connection, open: Open): Promise<number> {
   if (open.closed) return NtStatus.SUCCESS;
   open.closed = true;
   open.session.opens.delete(open.volatile);
+  conn.server.notify.forget(open);
   try {
     await open.handle?.close();
   } catch (err) {
@@ -24,7 +26,12 @@ export async function closeOpen(conn: Connection, open: Open): Promise<number> {
   }
   if (open.deleteOnClose && open.tree.share.ios) {
     try {
+      if (open.stream !== undefined) {
+        await open.tree.share.ios.removeStream(open.path, open.stream);
+        return NtStatus.SUCCESS;
+      }
       await open.tree.share.ios.remove(open.path);
+      conn.server.notify.emit(open.tree.share, open.path, FileAction.FILE_ACTION_REMOVED, open.kind === 'directory' ? 'directory' : 'file');
     } catch (err) {
       if (err instanceof IosError) {
         if (err.code === 'ENOENT') return NtStatus.SUCCESS;

@@ -26,6 +26,7 @@ import { hasAny, mapGenericAccess, parentOf, parseSmbPath, WRITE_ACCESS_BITS, wi
 import type { Open, Session, Tree } from '../state.js';
 import { createAccessCheck, fileAccessCheck, inheritSecurityDescriptor } from '../../auth/access-check.js';
 import { tokenForUser, type AccessToken } from '../../auth/token.js';
+import { FileAction } from '../../protocol/change-notify.js';
 
 /** The session's access token (MS-DTYP 2.5.2), built once. */
 function sessionToken(session: Session): AccessToken {
@@ -121,6 +122,10 @@ async function openFile(ctx: RequestContext, req: CreateRequest, tree: Tree): Pr
   const parsed = parseSmbPath(req.Name);
   if (!parsed.ok) return { status: parsed.status };
   const path = parsed.path;
+  const stream = parsed.stream;
+  // MS-FSA 2.1.5.1: a named stream is never a directory.
+  if (stream !== undefined && req.CreateOptions & CreateOptions.FILE_DIRECTORY_FILE) return { status: NtStatus.NOT_A_DIRECTORY };
+  const streamOpt = stream !== undefined ? { stream } : {};
 
   let desired = mapGenericAccess(req.DesiredAccess);
   if (desired & AccessMask.MAXIMUM_ALLOWED) desired = (desired & ~AccessMask.MAXIMUM_ALLOWED) | tree.maximalAccess;
@@ -173,7 +178,7 @@ async function openFile(ctx: RequestContext, req: CreateRequest, tree: Tree): Pr
   let granted = desired;
   if (disposition !== CreateDisposition.FILE_CREATE) {
     try {
-      result = await ios.open(path, { mode: 'open', ...(directory !== undefined ? { directory } : {}), write: writable });
+      result = await ios.open(path, { mode: 'open', ...(directory !== undefined && stream === undefined ? { directory } : {}), write: writable, ...streamOpt });
     } catch (err) {
       if (!(err instanceof IosError)) throw err;
       if (err.code !== 'ENOENT' || !mayCreate) return { status: await statusForOpenError(err, ios, path) };
@@ -219,7 +224,8 @@ async function openFile(ctx: RequestContext, req: CreateRequest, tree: Tree): Pr
     try {
       result = await ios.open(path, {
         mode: 'create',
-        ...(directory !== undefined ? { directory } : {}),
+        ...streamOpt,
+        ...(directory !== undefined && stream === undefined ? { directory } : {}),
         write: writable,
         attributes,
         securityDescriptor: sd,
@@ -254,6 +260,9 @@ async function openFile(ctx: RequestContext, req: CreateRequest, tree: Tree): Pr
     throw err;
   }
 
+  if (result.action === 'created') {
+    server.notify.emit(share, result.path, FileAction.FILE_ACTION_ADDED, info.isDirectory ? 'directory' : 'file');
+  }
   const volatile = server.allocateVolatileId();
   const open: Open = {
     persistent: volatile,
@@ -263,6 +272,7 @@ async function openFile(ctx: RequestContext, req: CreateRequest, tree: Tree): Pr
     kind: info.isDirectory ? 'directory' : 'file',
     handle,
     path: result.path,
+    ...(result.stream !== undefined ? { stream: result.stream } : {}),
     grantedAccess: granted,
     shareAccess: req.ShareAccess,
     createOptions: req.CreateOptions,

@@ -68,7 +68,7 @@ export async function handleQueryInfo(ctx: RequestContext): Promise<Reply> {
 }
 
 function shareRelativeName(open: Open): string {
-  return '\\' + open.path.split('/').join('\\');
+  return '\\' + open.path.split('/').join('\\') + (open.stream !== undefined ? `:${open.stream}` : '');
 }
 
 function basic(info: FileInfo) {
@@ -157,9 +157,14 @@ async function queryFile(ctx: RequestContext, open: Open, cls: number, outputLen
       });
       break;
     case FileInfoClass.FileStreamInformation: {
-      const streams = info.isDirectory
-        ? []
-        : [{ StreamName: '::$DATA', StreamSize: BigInt(info.size), StreamAllocationSize: BigInt(info.allocationSize) }];
+      // MS-FSCC 2.4.49: the unnamed data stream (files only) then every named stream as ":name:$DATA".
+      const named = await open.handle!.listStreams();
+      let base = info;
+      if (open.stream !== undefined) base = (await open.tree.share.ios!.stat(open.path)).info;
+      const streams = [
+        ...(base.isDirectory ? [] : [{ StreamName: '::$DATA', StreamSize: BigInt(base.size), StreamAllocationSize: BigInt(base.allocationSize) }]),
+        ...named.map((s) => ({ StreamName: `:${s.name}:$DATA`, StreamSize: BigInt(s.size), StreamAllocationSize: BigInt(s.allocationSize) })),
+      ];
       const out = encodeFileStreamInformation(streams, outputLength);
       if (outputLength < rule.min) return { status: NtStatus.INFO_LENGTH_MISMATCH };
       return { status: out.overflow ? NtStatus.BUFFER_OVERFLOW : NtStatus.SUCCESS, body: queryInfoResponse(out.data) };

@@ -23,8 +23,10 @@ import { filetimeToUnixNs } from '../../base/clock.js';
 import { limits } from '../../base/limits.js';
 import { FILE_ATTR_SETTABLE, FileAttr, IosError, type SetInfo } from '../../ios/spi.js';
 import type { Reply, RequestContext } from '../context.js';
-import { parseSmbPath } from '../files.js';
+import { parentOf, parseSmbPath } from '../files.js';
+import { CompletionFilter, FileAction } from '../../protocol/change-notify.js';
 import type { Open } from '../state.js';
+import type { NotifyHub } from '../notify.js';
 import { statusForIosError } from '../status-map.js';
 import { defaultFileSecurityDescriptor } from '../../protocol/security-descriptor.js';
 
@@ -47,7 +49,7 @@ export async function handleSetInfo(ctx: RequestContext): Promise<Reply> {
       return setFile(ctx, open, req.FileInfoClass, req.Buffer);
     case InfoType.SMB2_0_INFO_SECURITY:
       ctx.conn.server.forgetSecurity(open.tree.share);
-      return setSecurity(open, req.AdditionalInformation, req.Buffer);
+      return setSecurity(open, req.AdditionalInformation, req.Buffer, ctx.conn.server.notify);
     case InfoType.SMB2_0_INFO_FILESYSTEM:
       return { status: NtStatus.NOT_SUPPORTED };
     case InfoType.SMB2_0_INFO_QUOTA:
@@ -84,6 +86,12 @@ async function setFile(ctx: RequestContext, open: Open, cls: number, buf: Buffer
       if (v.ChangeTime > 0n) change.changeTimeNs = filetimeToUnixNs(v.ChangeTime);
       if (v.FileAttributes !== 0) change.attributes = v.FileAttributes & FILE_ATTR_SETTABLE;
       await handle.setInfo(change);
+      const bits =
+        (change.attributes !== undefined ? CompletionFilter.FILE_NOTIFY_CHANGE_ATTRIBUTES : 0) |
+        (change.lastWriteTimeNs !== undefined ? CompletionFilter.FILE_NOTIFY_CHANGE_LAST_WRITE : 0) |
+        (change.lastAccessTimeNs !== undefined ? CompletionFilter.FILE_NOTIFY_CHANGE_LAST_ACCESS : 0) |
+        (change.creationTimeNs !== undefined ? CompletionFilter.FILE_NOTIFY_CHANGE_CREATION : 0);
+      if (bits) ctx.conn.server.notify.emit(open.tree.share, open.path, FileAction.FILE_ACTION_MODIFIED, 'file', bits);
       return ok;
     }
     case FileInfoClass.FileRenameInformation: {
@@ -92,6 +100,20 @@ async function setFile(ctx: RequestContext, open: Open, cls: number, buf: Buffer
       const v = decodeFileRenameInformation(buf);
       if (v.RootDirectory !== 0n) return { status: NtStatus.INVALID_PARAMETER };
       let name = v.FileName;
+      if (name.startsWith(':')) {
+        // MS-FSA 2.1.5.14.11.1: ":newname[:$DATA]" renames the open's stream within its object.
+        const target = name.slice(1).replace(/:\$DATA$/i, '');
+        if (open.stream === undefined || target === '' || target.includes(':')) return { status: NtStatus.INVALID_PARAMETER };
+        try {
+          await open.tree.share.ios!.renameStream(open.path, open.stream, target, v.ReplaceIfExists);
+        } catch (err) {
+          if (err instanceof IosError) return { status: err.code === 'EEXIST' ? NtStatus.OBJECT_NAME_COLLISION : statusForIosError(err.code) };
+          throw err;
+        }
+        open.stream = target;
+        return ok;
+      }
+      if (open.stream !== undefined) return { status: NtStatus.INVALID_PARAMETER };
       if (name.startsWith('\\')) name = name.slice(1);
       const parsed = parseSmbPath(name);
       if (!parsed.ok) return { status: parsed.status };
@@ -108,6 +130,17 @@ async function setFile(ctx: RequestContext, open: Open, cls: number, buf: Buffer
         throw err;
       }
       const found = await open.tree.share.ios!.stat(parsed.path);
+      const kind = open.kind === 'directory' ? 'directory' : 'file';
+      const hub = ctx.conn.server.notify;
+      const share = open.tree.share;
+      // MS-FSA 2.1.5.14.11: a rename within one directory is OLD_NAME/NEW_NAME; a move is REMOVED/ADDED.
+      if (parentOf(open.path).toUpperCase() === parentOf(found.path).toUpperCase()) {
+        hub.emit(share, open.path, FileAction.FILE_ACTION_RENAMED_OLD_NAME, kind);
+        hub.emit(share, found.path, FileAction.FILE_ACTION_RENAMED_NEW_NAME, kind);
+      } else {
+        hub.emit(share, open.path, FileAction.FILE_ACTION_REMOVED, kind);
+        hub.emit(share, found.path, FileAction.FILE_ACTION_ADDED, kind);
+      }
       open.path = found.path;
       return ok;
     }
@@ -159,6 +192,7 @@ async function setFile(ctx: RequestContext, open: Open, cls: number, buf: Buffer
         const info = await handle.info();
         if (Number(v.AllocationSize) < info.size) await handle.truncate(Number(v.AllocationSize));
       }
+      ctx.conn.server.notify.emit(open.tree.share, open.path, FileAction.FILE_ACTION_MODIFIED, 'file', CompletionFilter.FILE_NOTIFY_CHANGE_SIZE);
       return ok;
     }
     case FileInfoClass.FileValidDataLengthInformation: {
@@ -176,7 +210,7 @@ async function setFile(ctx: RequestContext, open: Open, cls: number, buf: Buffer
   }
 }
 
-async function setSecurity(open: Open, additional: number, buf: Buffer): Promise<Reply> {
+async function setSecurity(open: Open, additional: number, buf: Buffer, notify: NotifyHub): Promise<Reply> {
   // MS-FSA 2.1.5.17: WRITE_OWNER for owner/group, WRITE_DAC for the DACL, ACCESS_SYSTEM_SECURITY for the SACL.
   if (additional & (SECURITY_OWNER | SECURITY_GROUP) && !need(open, AccessMask.WRITE_OWNER)) return { status: NtStatus.ACCESS_DENIED };
   if (additional & SECURITY_DACL && !need(open, AccessMask.WRITE_DAC)) return { status: NtStatus.ACCESS_DENIED };
@@ -191,5 +225,6 @@ async function setSecurity(open: Open, additional: number, buf: Buffer): Promise
   const old = (await handle.getSecurity()) ?? defaultFileSecurityDescriptor(open.session.sid || 'S-1-5-32-544');
   const merged = mergeSecurityDescriptor(old, buf, additional);
   await handle.setSecurity(merged);
+  notify.emit(open.tree.share, open.path, FileAction.FILE_ACTION_MODIFIED, 'file', CompletionFilter.FILE_NOTIFY_CHANGE_SECURITY);
   return ok;
 }

@@ -4,6 +4,7 @@ import { NtStatus } from '../../protocol/ntstatus.js';
 import { decodeWriteRequest, WriteFlags, writeResponse } from '../../protocol/write.js';
 import { AccessMask, CreateOptions } from '../../protocol/create.js';
 import type { Reply, RequestContext } from '../context.js';
+import { CompletionFilter, FileAction } from '../../protocol/change-notify.js';
 import { Dialect } from '../../protocol/negotiate.js';
 import { limits } from '../../base/limits.js';
 
@@ -46,6 +47,10 @@ export async function handleWrite(ctx: RequestContext): Promise<Reply> {
   }
   const written = await handle.write(offset, req.Data);
   open.position = BigInt(offset + written);
+  const hub = ctx.conn.server.notify;
+  if (hub.watching(open.tree.share)) {
+    hub.emit(open.tree.share, open.path, FileAction.FILE_ACTION_MODIFIED, 'file', CompletionFilter.FILE_NOTIFY_CHANGE_LAST_WRITE | CompletionFilter.FILE_NOTIFY_CHANGE_SIZE);
+  }
   if (req.Flags & WriteFlags.SMB2_WRITEFLAG_WRITE_THROUGH || open.createOptions & CreateOptions.FILE_WRITE_THROUGH) await handle.flush();
   return { status: NtStatus.SUCCESS, body: writeResponse({ Count: written }) };
 }
