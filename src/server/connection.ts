@@ -25,7 +25,6 @@ import { errorResponse } from '../protocol/error.js';
 import { Dialect } from '../protocol/negotiate.js';
 import { computeSignature, verifySignature, type SigningAlgorithm } from '../crypto/signing.js';
 import { seal, unseal, type CipherId } from '../crypto/sealing.js';
-import { preauthUpdate } from '../crypto/preauth.js';
 import { CreditWindow } from './credits.js';
 import { FrameDecoder, writeFrameHeader } from './framing.js';
 import { dispatchTable, type CommandSpec } from './dispatch.js';
@@ -255,7 +254,7 @@ export class Connection {
       // The SMB1 request consumed MessageId 0; the response grants one credit for MessageId 1.
       this.credits.consume(0n, 1);
       this.credits.grant(1, 1);
-      this.sendFrame([reply], undefined);
+      this.sendFrame([reply]);
       return;
     }
     if (frame.length < 4) throw new MalformedError('frame too short');
@@ -285,7 +284,6 @@ export class Connection {
       treeId: 0,
       fileId: undefined,
       previousStatus: NtStatus.SUCCESS,
-      previousCreateFailed: false,
       invalidRelated: false,
     };
     const replies: FrameReplies = { out: [], encryptWith: encryptedSession, last: false };
@@ -721,20 +719,18 @@ export class Connection {
       this.sendEncrypted(parts, encryptWith);
       return;
     }
-    this.sendFrame(parts, undefined);
+    this.sendFrame(parts);
   }
 
   private sign(parts: Buffer[], session: Session): void {
     const neg = this.negotiated!;
     const head = parts[0]!;
     head.fill(0, SIGNATURE_OFFSET, SIGNATURE_OFFSET + 16);
-    const hdrFlags = head.readUInt32LE(16);
     const sig = computeSignature(neg.signingAlgorithm as SigningAlgorithm, session.keys!.signingKey, parts, {
       messageId: head.readBigUInt64LE(24),
       isServer: true,
       isCancel: head.readUInt16LE(12) === Command.CANCEL,
     });
-    void hdrFlags;
     sig.copy(head, SIGNATURE_OFFSET, 0, 16);
   }
 
@@ -751,11 +747,11 @@ export class Connection {
     const { ciphertext, tag } = seal(cipherId as CipherId, session.keys!.encryptionKey!, nonce, aad, parts);
     tag.copy(th, 4);
     const out = Array.isArray(ciphertext) ? ciphertext : [ciphertext];
-    this.sendFrame([th, ...out], undefined);
+    this.sendFrame([th, ...out]);
   }
 
   /** Writes one direct-TCP frame made of `parts`, without copying them (cork + writev). */
-  sendFrame(parts: Buffer[], _unused: undefined): void {
+  sendFrame(parts: Buffer[]): void {
     if (this.closed) return;
     let size = 0;
     for (const p of parts) size += p.length;
@@ -766,10 +762,5 @@ export class Connection {
     for (const p of parts) this.socket.write(p);
     this.socket.uncork();
     this.applyBackpressure();
-  }
-
-  /** Sends an unsolicited message (oplock/lease break) — reserved for the semantics issue. */
-  updatePreauth(hash: Buffer, parts: Buffer[]): Buffer {
-    return preauthUpdate(hash, parts);
   }
 }

@@ -39,7 +39,6 @@ export interface ChainState {
   fileId: FileIdRef | undefined;
   /** Status of the previous operation in the chain (MS-SMB2 3.3.5.2.7.2). */
   previousStatus: number;
-  previousCreateFailed: boolean;
   /** The chain began with a RELATED request: every related request after it is invalid. */
   invalidRelated: boolean;
 }
