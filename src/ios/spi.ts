@@ -6,6 +6,7 @@
 //   2 — named streams: OpenOptions.stream, OpenResult.stream, IosHandle.stream/listStreams,
 //       IosShare.removeStream/renameStream, IOS_STREAMS_PER_OBJECT_MAX; truncating opens of an
 //       object's unnamed stream drop its named streams.
+//       (compatible addition) IosHandle.read takes an optional buffer to read into.
 //
 // Conventions
 // - Paths are share-relative, components separated by '/', no leading '/', '' is the share root.
@@ -218,9 +219,11 @@ export interface IosHandle {
   info(): Promise<FileInfo>;
   /**
    * Reads up to `length` bytes at `offset`. A shorter buffer means end of file was reached;
-   * an empty buffer means offset >= size.
+   * an empty buffer means offset >= size. When `into` is given (at least `length` bytes) the data
+   * is read into it and the result is a view of it: the caller owns `into` and may reuse it once
+   * the result is no longer needed (the server recycles READ buffers this way).
    */
-  read(offset: number, length: number): Promise<Buffer>;
+  read(offset: number, length: number, into?: Buffer): Promise<Buffer>;
   /** Writes all of `data` at `offset`, extending the file as needed. Resolves with bytes written. */
   write(offset: number, data: Buffer): Promise<number>;
   /** Makes everything written through this handle durable. */

@@ -26,7 +26,7 @@ import { Dialect } from '../protocol/negotiate.js';
 import { computeSignature, verifySignature, type SigningAlgorithm } from '../crypto/signing.js';
 import { seal, unseal, type CipherId } from '../crypto/sealing.js';
 import { CreditWindow } from './credits.js';
-import { FrameDecoder, writeFrameHeader } from './framing.js';
+import { FrameDecoder, FramePool, writeFrameHeader } from './framing.js';
 import { dispatchTable, type CommandSpec } from './dispatch.js';
 import type { ChainState, FileIdRef, Reply, RequestContext } from './context.js';
 import type { Open, Session, Tree } from './state.js';
@@ -104,6 +104,8 @@ interface OutMessage {
   payload: Buffer | undefined;
   padding: number;
   sign: Session | undefined;
+  /** Gives the payload's buffer back once it is no longer needed (see Reply.release). */
+  release: (() => void) | undefined;
 }
 
 let connectionSeq = 0;
@@ -118,7 +120,9 @@ export class Connection {
   readonly sessions = new Map<bigint, Session>();
   readonly credits = new CreditWindow(limits.creditsPerConnectionMax, 0n, limits.creditsInitial);
   private readonly socket: Socket;
-  private readonly decoder = new FrameDecoder(limits.frameBytesMax);
+  /** Reusable large buffers of this connection: received frames and READ data. */
+  readonly bufferPool = new FramePool();
+  private readonly decoder = new FrameDecoder(limits.frameBytesMax, this.bufferPool);
   private readonly pending = new Map<bigint, PendingRequest>();
   private readonly pendingAsync = new Map<bigint, PendingRequest>();
   private nextAsyncId = 1n;
@@ -690,7 +694,7 @@ export class Connection {
     if (r.status !== NtStatus.SUCCESS && r.status !== NtStatus.MORE_PROCESSING_REQUIRED && r.status !== NtStatus.PENDING) {
       this.log.debug({ cmd: hdr.Command, status: ntStatusName(r.status) }, 'request failed');
     }
-    return { message: { head, payload: body.payload, padding: 0, sign }, encryptWith };
+    return { message: { head, payload: body.payload, padding: 0, sign, release: r.release }, encryptWith };
   }
 
   /** Assembles, signs and (optionally) encrypts one response frame holding one or more messages. */
@@ -715,11 +719,15 @@ export class Connection {
       if (m.sign && !encryptWith) this.sign(own, m.sign);
       parts.push(...own);
     }
+    const releases = messages.filter((m) => m.release !== undefined).map((m) => m.release!);
+    const releaseAll = releases.length === 0 ? undefined : () => releases.forEach((r) => r());
     if (encryptWith) {
+      // Sealing wrote the ciphertext elsewhere: the plaintext payloads are free at once.
       this.sendEncrypted(parts, encryptWith);
+      releaseAll?.();
       return;
     }
-    this.sendFrame(parts);
+    this.sendFrame(parts, releaseAll);
   }
 
   private sign(parts: Buffer[], session: Session): void {
@@ -751,7 +759,7 @@ export class Connection {
   }
 
   /** Writes one direct-TCP frame made of `parts`, without copying them (cork + writev). */
-  sendFrame(parts: Buffer[]): void {
+  sendFrame(parts: Buffer[], onWritten?: () => void): void {
     if (this.closed) return;
     let size = 0;
     for (const p of parts) size += p.length;
@@ -759,7 +767,11 @@ export class Connection {
     writeFrameHeader(fh, 0, size);
     this.socket.cork();
     this.socket.write(fh);
-    for (const p of parts) this.socket.write(p);
+    for (let i = 0; i < parts.length; i++) {
+      // The last write's callback runs once every part has gone to the kernel (or failed).
+      if (onWritten && i === parts.length - 1) this.socket.write(parts[i]!, () => onWritten());
+      else this.socket.write(parts[i]!);
+    }
     this.socket.uncork();
     this.applyBackpressure();
   }

@@ -62,6 +62,9 @@ export interface Reply {
   /** Called with the encoded response message (header + body + payload) before it is sent; used for
    *  the 3.1.1 preauth integrity hash of NEGOTIATE and SESSION_SETUP responses (MS-SMB2 3.3.5.4, 3.3.5.5). */
   afterEncode?: (parts: Buffer[]) => void;
+  /** Called once the response (and its payload) has been handed to the socket or sealed: the
+   *  payload's buffer may then be reused (READ data read into a pooled buffer). */
+  release?: () => void;
 }
 
 export type Handler = (ctx: RequestContext) => Promise<Reply> | Reply;

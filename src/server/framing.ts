@@ -15,11 +15,11 @@ const POOL_FRAME_BYTES_MIN = 8 * 1024;
 /** Buffers kept per size class. */
 const POOL_BUFFERS_PER_CLASS_MAX = 4;
 
-/** Reusable frame buffers in power-of-two size classes, bounded. */
+/** Reusable buffers (received frames, READ data) in power-of-two size classes, bounded. */
 export class FramePool {
   private readonly idle = new Map<number, Buffer[]>();
-  /** Buffers lent out as frames, by their backing ArrayBuffer. */
-  private readonly lent = new Map<ArrayBufferLike, Buffer>();
+  /** Buffers lent out, by their backing ArrayBuffer (weak: a buffer never given back is just collected). */
+  private readonly lent = new WeakMap<ArrayBufferLike, Buffer>();
 
   acquire(n: number): Buffer {
     if (n < POOL_FRAME_BYTES_MIN) return Buffer.allocUnsafe(n);

@@ -98,9 +98,10 @@ function pwriteOnce(fd: number, buf: Buffer, at: number, length: number, positio
 }
 
 /** Positional read of up to `length` bytes (short at end of file). */
-async function readAt(fh: FileHandle, offset: number, length: number): Promise<Buffer> {
+async function readAt(fh: FileHandle, offset: number, length: number, into?: Buffer): Promise<Buffer> {
   if (length > limits.ioBytesMax) throw new IosError('EINVAL', `read of ${length} bytes`);
-  const buf = readBuffer(length);
+  if (into && into.length < length) throw new IosError('EINVAL', `read buffer of ${into.length} bytes for ${length}`);
+  const buf = into ? into.subarray(0, length) : readBuffer(length);
   let done = 0;
   try {
     while (done < length) {
@@ -169,11 +170,11 @@ export class PosixHandle implements IosHandle {
     }
   }
 
-  async read(offset: number, length: number): Promise<Buffer> {
+  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
     this.checkOpen();
     checkRange(offset, length);
     if (this.isDirectory) throw new IosError('EISDIR', 'read on a directory');
-    return readAt(this.fh, offset, length);
+    return readAt(this.fh, offset, length, into);
   }
 
   async write(offset: number, data: Buffer): Promise<number> {
@@ -375,10 +376,10 @@ export class PosixStreamHandle implements IosHandle {
     return { ...info, isDirectory: false, size: Number(st.size), allocationSize: Number(st.blocks) * 512 };
   }
 
-  async read(offset: number, length: number): Promise<Buffer> {
+  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
     this.checkOpen();
     checkRange(offset, length);
-    return readAt(this.fh, offset, length);
+    return readAt(this.fh, offset, length, into);
   }
 
   async write(offset: number, data: Buffer): Promise<number> {

@@ -32,10 +32,22 @@ export async function handleRead(ctx: RequestContext): Promise<Reply> {
   if (req.Length === 0 && req.MinimumCount === 0) return { status: NtStatus.SUCCESS, body: readResponse({ Data: EMPTY, DataRemaining: 0 }) };
   if (req.Offset + BigInt(req.Length) > OFFSET_MAX) return { status: NtStatus.END_OF_FILE };
 
-  const data = await open.handle!.read(Number(req.Offset), req.Length);
+  // The data is read into a pooled buffer that goes back to the pool once the socket has it.
+  const pool = ctx.conn.bufferPool;
+  const into = pool.acquire(req.Length);
+  let data: Buffer;
+  try {
+    data = await open.handle!.read(Number(req.Offset), req.Length, into);
+  } catch (err) {
+    pool.release(into);
+    throw err;
+  }
   // MS-SMB2 3.3.5.12: reading at or past the end, or less than MinimumCount, is STATUS_END_OF_FILE.
-  if ((data.length === 0 && req.Length > 0) || data.length < req.MinimumCount) return { status: NtStatus.END_OF_FILE };
+  if ((data.length === 0 && req.Length > 0) || data.length < req.MinimumCount) {
+    pool.release(into);
+    return { status: NtStatus.END_OF_FILE };
+  }
   // The file position follows synchronous reads (FilePositionInformation, MS-FSA 2.1.5.2).
   open.position = req.Offset + BigInt(data.length);
-  return { status: NtStatus.SUCCESS, body: readResponse({ Data: data, DataRemaining: 0 }) };
+  return { status: NtStatus.SUCCESS, body: readResponse({ Data: data, DataRemaining: 0 }), release: () => pool.release(into) };
 }
