@@ -60,7 +60,7 @@ function algorithm(cipherId: CipherId): CipherGCMTypes | CipherCCMTypes {
 }
 
 export interface Sealed {
-  /** GCM: one ciphertext buffer per input part (same lengths). CCM: one buffer for the whole message. */
+  /** GCM: the ciphertext in pieces of at most 64 KiB, in order. CCM: one buffer for the whole message. */
   ciphertext: Buffer[] | Buffer;
   /** The 16-byte tag for TRANSFORM_HEADER.Signature. */
   tag: Buffer;
@@ -81,10 +81,14 @@ export function seal(cipherId: CipherId, key: Buffer, nonce: Buffer, aad: Buffer
   if (isGcm(cipherId)) {
     const c = createCipheriv(alg as CipherGCMTypes, key, nonce, { authTagLength: SEAL_TAG_SIZE });
     c.setAAD(nonNull(aad));
-    const out: Buffer[] = new Array<Buffer>(parts.length);
-    for (let i = 0; i < parts.length; i++) {
-      const part = parts[i]!;
-      out[i] = part.length === 0 ? Buffer.alloc(0) : c.update(part);
+    // Pieces of at most 64 KiB: one update() of a multi-MiB part allocates a fresh output buffer
+    // (page faults on every byte) and runs several times slower than pieces below malloc's mmap
+    // threshold. The ciphertext comes back as the list of pieces, in order.
+    const out: Buffer[] = [];
+    for (const part of parts) {
+      for (let at = 0; at < part.length; at += UNSEAL_PIECE_BYTES) {
+        out.push(c.update(part.subarray(at, Math.min(part.length, at + UNSEAL_PIECE_BYTES))));
+      }
     }
     const rest = c.final();
     assert(rest.length === 0, 'seal: GCM final emits nothing');
@@ -104,6 +108,9 @@ export function seal(cipherId: CipherId, key: Buffer, nonce: Buffer, aad: Buffer
  * wrong length. Never throws on wire input. (MS-SMB2 3.3.5.2.1.1: a failed decryption makes the
  * server drop the message.) The key and cipher id are local state and are asserted.
  */
+/** Piece size for GCM decryption into a caller's buffer: below glibc's 128 KiB mmap threshold. */
+const UNSEAL_PIECE_BYTES = 64 * 1024;
+
 export function unseal(
   cipherId: CipherId,
   key: Buffer,
@@ -111,6 +118,12 @@ export function unseal(
   aad: Buffer,
   ciphertext: Buffer,
   tag: Buffer,
+  /**
+   * GCM only: where to put the plaintext (at least ciphertext.length bytes; a view of it is
+   * returned). Large messages are then decrypted in pieces below malloc's mmap threshold, so no
+   * fresh pages are faulted in per message; the plaintext must not be trusted if null is returned.
+   */
+  into?: Buffer,
 ): Buffer | null {
   assert(key.length === cipherKeyLength(cipherId), 'unseal: key length matches cipher');
   if (nonce.length !== nonceLength(cipherId)) return null;
@@ -122,6 +135,14 @@ export function unseal(
       const d = createDecipheriv(alg as CipherGCMTypes, key, nonce, { authTagLength: SEAL_TAG_SIZE });
       d.setAuthTag(tag);
       d.setAAD(nonNull(aad));
+      if (into && into.length >= ciphertext.length) {
+        for (let at = 0; at < ciphertext.length; at += UNSEAL_PIECE_BYTES) {
+          const piece = d.update(ciphertext.subarray(at, Math.min(ciphertext.length, at + UNSEAL_PIECE_BYTES)));
+          piece.copy(into, at);
+        }
+        d.final(); // throws when the tag does not authenticate
+        return into.subarray(0, ciphertext.length);
+      }
       const plaintext = ciphertext.length === 0 ? Buffer.alloc(0) : d.update(ciphertext);
       d.final(); // throws when the tag does not authenticate
       return plaintext;

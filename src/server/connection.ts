@@ -132,6 +132,8 @@ export class Connection {
   private sawFirstFrame = false;
   private authTimer: NodeJS.Timeout | undefined;
   private interimTimer: NodeJS.Timeout | undefined;
+  /** Per-request timing lines at log level 'trace' (checked once per connection). */
+  private readonly traceRequests: boolean;
 
   /**
    * `open` turns the accepted connection into a socket that reads into `readBuffer` and calls
@@ -145,6 +147,7 @@ export class Connection {
     this.remoteAddress = socket.remoteAddress ?? 'unknown';
     this.log = server.log.child({ conn: this.id, peer: `${this.remoteAddress}:${socket.remotePort ?? 0}` });
     socket.setNoDelay(true);
+    this.traceRequests = this.log.isLevelEnabled('trace');
     socket.on('error', (err) => this.log.debug({ err: err.message }, 'socket error'));
     socket.on('close', () => this.teardown());
     socket.on('drain', () => this.maybeResume());
@@ -266,6 +269,7 @@ export class Connection {
 
     let encryptedSession: Session | undefined;
     let plain = frame;
+    let plainPooled: Buffer | undefined;
     if (isTransform(frame)) {
       // MS-SMB2 3.3.5.2.1.1: decrypt; any failure disconnects.
       const t = decodeTransformHeader(frame);
@@ -276,12 +280,26 @@ export class Connection {
       const cipherId = neg.cipherId;
       if (t.Flags !== 1) throw new MalformedError('TRANSFORM Flags/EncryptionAlgorithm is not 1');
       const nonce = t.Nonce.subarray(0, cipherId === 1 || cipherId === 3 ? 11 : 12);
-      const out = unseal(cipherId as CipherId, session.keys.decryptionKey, nonce, t.aad, t.ciphertext, t.Signature);
-      if (!out) throw new MalformedError('TRANSFORM failed to decrypt');
+      // Large messages are decrypted into a pooled buffer, given back with the frame (GCM only).
+      const into = t.ciphertext.length >= 64 * 1024 ? this.bufferPool.acquire(t.ciphertext.length) : undefined;
+      const out = unseal(cipherId as CipherId, session.keys.decryptionKey, nonce, t.aad, t.ciphertext, t.Signature, into);
+      if (!out) {
+        if (into) this.bufferPool.release(into);
+        throw new MalformedError('TRANSFORM failed to decrypt');
+      }
       plain = out;
+      if (into) plainPooled = into;
       encryptedSession = session;
     }
 
+    try {
+      await this.processMessages(plain, encryptedSession);
+    } finally {
+      if (plainPooled) this.bufferPool.release(plainPooled);
+    }
+  }
+
+  private async processMessages(plain: Buffer, encryptedSession: Session | undefined): Promise<void> {
     const messages = splitCompound(plain);
     const chain: ChainState = {
       sessionId: 0n,
@@ -524,7 +542,13 @@ export class Connection {
         pending.interim = { hdr, session, tree, encrypted };
         this.startInterimSweep();
       }
-      result = await spec.handler(ctx);
+      if (this.traceRequests) {
+        const t0 = performance.now();
+        result = await spec.handler(ctx);
+        this.log.trace({ cmd: hdr.Command, mid: Number(hdr.MessageId), status: result.status >>> 0, ms: +(performance.now() - t0).toFixed(3) }, 'request');
+      } else {
+        result = await spec.handler(ctx);
+      }
     } catch (err) {
       result = { status: this.server.statusForError(err, this.log, hdr.Command) };
     } finally {

@@ -91,7 +91,9 @@ describe('sealing: properties', () => {
           expect(hx(joined(split))).toBe(hx(joined(whole)));
           expect(hx(split.tag)).toBe(hx(whole.tag));
           if (Array.isArray(split.ciphertext)) {
-            expect(split.ciphertext.map((c) => c.length)).toEqual(parts.map((p) => p.length));
+            // GCM returns the ciphertext in pieces of at most 64 KiB covering the message exactly.
+            expect(split.ciphertext.reduce((n, c) => n + c.length, 0)).toBe(msg.length);
+            expect(split.ciphertext.every((c) => c.length > 0 && c.length <= 64 * 1024)).toBe(true);
           }
           const back = unseal(cipherId, key, nonce, aad, joined(whole), whole.tag);
           expect(back && hx(back)).toBe(hx(msg));
@@ -196,5 +198,24 @@ describe('sealing: properties', () => {
       expect(joined(s).length).toBe(0);
       expect(unseal(cipherId, key, nonce, Buffer.alloc(32), Buffer.alloc(0), s.tag)?.length).toBe(0);
     }
+  });
+});
+
+describe('sealing: large messages in pieces', () => {
+  it('seals and unseals a 1 MiB message through 64 KiB pieces, into a caller buffer', () => {
+    const key = randomBytes(16);
+    const nonce = randomBytes(12);
+    const aad = randomBytes(32);
+    const msg = randomBytes(1024 * 1024 + 13);
+    const sealed = seal(2, key, nonce, aad, [msg.subarray(0, 100), msg.subarray(100)]);
+    const pieces = sealed.ciphertext as Buffer[];
+    expect(pieces.length).toBeGreaterThan(16);
+    const into = Buffer.alloc(msg.length + 7);
+    const back = unseal(2, key, nonce, aad, Buffer.concat(pieces), sealed.tag, into)!;
+    expect(back.buffer).toBe(into.buffer);
+    expect(back.equals(msg)).toBe(true);
+    const tampered = Buffer.concat(pieces);
+    tampered[500000] ^= 1;
+    expect(unseal(2, key, nonce, aad, tampered, sealed.tag, into)).toBeNull();
   });
 });

@@ -112,10 +112,13 @@ export class LmdbMetaStore implements MetaStore {
     }
   }
 
+  /**
+   * Drops an object's record once the object is gone. Not waited for on disk: a record that a crash
+   * leaves behind belongs to a dead inode and the birth-time guard ignores it.
+   */
   async remove(fileId: bigint): Promise<void> {
     try {
       await this.db.remove(keyOf(fileId));
-      await this.db.flushed;
     } catch (err) {
       throw toIosError(err, 'remove metadata record');
     }
