@@ -29,36 +29,13 @@ import {
   type Sid,
 } from '../protocol/security-descriptor.js';
 import type { AccessToken } from './token.js';
+import { AccessMask } from '../protocol/create.js';
 
 // ---------------------------------------------------------------------------------------------
 // Access mask bits (MS-DTYP 2.4.3, MS-SMB2 2.2.13.1.1)
 
-export const AccessMask = {
-  FILE_READ_DATA: 0x0000_0001,
-  FILE_LIST_DIRECTORY: 0x0000_0001,
-  FILE_WRITE_DATA: 0x0000_0002,
-  FILE_ADD_FILE: 0x0000_0002,
-  FILE_APPEND_DATA: 0x0000_0004,
-  FILE_ADD_SUBDIRECTORY: 0x0000_0004,
-  FILE_READ_EA: 0x0000_0008,
-  FILE_WRITE_EA: 0x0000_0010,
-  FILE_EXECUTE: 0x0000_0020,
-  FILE_TRAVERSE: 0x0000_0020,
-  FILE_DELETE_CHILD: 0x0000_0040,
-  FILE_READ_ATTRIBUTES: 0x0000_0080,
-  FILE_WRITE_ATTRIBUTES: 0x0000_0100,
-  DELETE: 0x0001_0000,
-  READ_CONTROL: 0x0002_0000,
-  WRITE_DAC: 0x0004_0000,
-  WRITE_OWNER: 0x0008_0000,
-  SYNCHRONIZE: 0x0010_0000,
-  ACCESS_SYSTEM_SECURITY: 0x0100_0000,
-  MAXIMUM_ALLOWED: 0x0200_0000,
-  GENERIC_ALL: 0x1000_0000,
-  GENERIC_EXECUTE: 0x2000_0000,
-  GENERIC_WRITE: 0x4000_0000,
-  GENERIC_READ: 0x8000_0000,
-} as const;
+// One table of access bits for the whole server: the CREATE codec's (protocol may be imported here).
+export { AccessMask };
 
 const GENERIC_BITS = 0xf000_0000;
 
