@@ -1,8 +1,7 @@
 // An open object of the posix driver: a file descriptor plus what the sidecar needs (file id and
 // birth time). Positional IO only, so concurrent reads and writes on one handle never share a cursor.
 import type { BigIntStats } from 'node:fs';
-import { existsSync, read as fsRead, readSync, write as fsWrite, writeSync } from 'node:fs';
-import { lstat, readdir, type FileHandle } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { limits } from '../../base/limits.js';
 import {
   FILE_ATTR_SETTABLE,
@@ -19,6 +18,7 @@ import { birthNsOf, buildInfo, fileIdOf } from './info.js';
 import { fold, STATE_DIR_FOLDED } from './paths.js';
 import type { MetaPatch, MetaStore } from './sidecar.js';
 import type { StreamStore } from './streams.js';
+import { lstatIfExists, readdirTyped, type Fd } from './syscalls.js';
 
 /** What a handle needs from its share. */
 export interface ShareContext {
@@ -65,47 +65,15 @@ function readBuffer(length: number): Buffer {
   return piece;
 }
 
-/**
- * IO up to this size runs synchronously on the calling thread: on a page-cache hit a 4 KiB pread
- * takes microseconds, far less than a hop through libuv's thread pool and back (two wake-ups per
- * request, the larger part of small-IO latency at queue depth 1). Larger IO goes to the pool so a
- * big transfer never holds the event loop. TESSERA_POSIX_SYNC_IO_BYTES=0 sends everything to the
- * pool (slow disks where a cache miss would stall every connection).
- */
-const SYNC_IO_BYTES_MAX = Number(process.env['TESSERA_POSIX_SYNC_IO_BYTES'] ?? 64 * 1024);
-
-// The callback forms of fs.read/fs.write: the FileHandle promise API costs measurably more per call.
-function preadOnce(fd: number, buf: Buffer, at: number, length: number, position: number): Promise<number> {
-  if (length <= SYNC_IO_BYTES_MAX) {
-    try {
-      return Promise.resolve(readSync(fd, buf, at, length, position));
-    } catch (err) {
-      return Promise.reject(err);
-    }
-  }
-  return new Promise((resolve, reject) => fsRead(fd, buf, at, length, position, (err, n) => (err ? reject(err) : resolve(n))));
-}
-
-function pwriteOnce(fd: number, buf: Buffer, at: number, length: number, position: number): Promise<number> {
-  if (length <= SYNC_IO_BYTES_MAX) {
-    try {
-      return Promise.resolve(writeSync(fd, buf, at, length, position));
-    } catch (err) {
-      return Promise.reject(err);
-    }
-  }
-  return new Promise((resolve, reject) => fsWrite(fd, buf, at, length, position, (err, n) => (err ? reject(err) : resolve(n))));
-}
-
 /** Positional read of up to `length` bytes (short at end of file). */
-async function readAt(fh: FileHandle, offset: number, length: number, into?: Buffer): Promise<Buffer> {
+async function readAt(fh: Fd, offset: number, length: number, into?: Buffer): Promise<Buffer> {
   if (length > limits.ioBytesMax) throw new IosError('EINVAL', `read of ${length} bytes`);
   if (into && into.length < length) throw new IosError('EINVAL', `read buffer of ${into.length} bytes for ${length}`);
   const buf = into ? into.subarray(0, length) : readBuffer(length);
   let done = 0;
   try {
     while (done < length) {
-      const bytesRead = await preadOnce(fh.fd, buf, done, length - done, offset + done);
+      const bytesRead = await fh.read(buf, done, length - done, offset + done);
       if (bytesRead === 0) break; // end of file
       done += bytesRead;
     }
@@ -116,11 +84,11 @@ async function readAt(fh: FileHandle, offset: number, length: number, into?: Buf
 }
 
 /** Positional write of all of `data`. */
-async function writeAt(fh: FileHandle, offset: number, data: Buffer): Promise<number> {
+async function writeAt(fh: Fd, offset: number, data: Buffer): Promise<number> {
   let done = 0;
   try {
     while (done < data.length) {
-      const bytesWritten = await pwriteOnce(fh.fd, data, done, data.length - done, offset + done);
+      const bytesWritten = await fh.write(data, done, data.length - done, offset + done);
       if (bytesWritten === 0) throw new IosError('EIO', 'write made no progress');
       done += bytesWritten;
     }
@@ -148,7 +116,7 @@ export class PosixHandle implements IosHandle {
 
   constructor(
     private readonly ctx: ShareContext,
-    private readonly fh: FileHandle,
+    private readonly fh: Fd,
     st: BigIntStats,
     private readonly writable: boolean,
     /** Absolute path at open time (listing fallback where /proc/self/fd is unavailable). */
@@ -164,7 +132,7 @@ export class PosixHandle implements IosHandle {
   async info(): Promise<FileInfo> {
     this.checkOpen();
     try {
-      return buildInfo(await this.fh.stat({ bigint: true }), this.ctx.rootDev, this.ctx.meta);
+      return buildInfo(await this.fh.stat(), this.ctx.rootDev, this.ctx.meta);
     } catch (err) {
       throw toIosError(err, 'fstat');
     }
@@ -224,7 +192,7 @@ export class PosixHandle implements IosHandle {
     }
     try {
       if (change.lastAccessTimeNs !== undefined || change.lastWriteTimeNs !== undefined) {
-        const st = await this.fh.stat({ bigint: true });
+        const st = await this.fh.stat();
         await this.fh.utimes(
           nsToSeconds(change.lastAccessTimeNs ?? st.atimeNs),
           nsToSeconds(change.lastWriteTimeNs ?? st.mtimeNs),
@@ -262,12 +230,21 @@ export class PosixHandle implements IosHandle {
     this.checkOpen();
     if (!this.isDirectory) throw new IosError('ENOTDIR', 'list on a file');
     if (!Number.isSafeInteger(max) || max < 1) throw new IosError('EINVAL', `max ${max}`);
-    const base = procFdAvailable ? `/proc/self/fd/${this.fh.fd}` : this.absPath;
+    if (cookie !== undefined && !/^\d{1,15}$/.test(cookie)) throw new IosError('EINVAL', 'bad listing cookie');
+    // The descriptor stays open while the page is filled: a close() racing with a pool-mode readdir
+    // of /proc/self/fd/N waits, so N is never reused for another object under the listing.
+    try {
+      return await this.fh.use((fd) => this.fillPage(procFdAvailable ? `/proc/self/fd/${fd}` : this.absPath, cookie, max));
+    } catch (err) {
+      throw toIosError(err, 'list');
+    }
+  }
+
+  private async fillPage(base: string, cookie: string | undefined, max: number): Promise<ListPage> {
     let start = 0;
     if (cookie === undefined) {
       this.snapshot = await this.readNames(base);
     } else {
-      if (!/^\d{1,15}$/.test(cookie)) throw new IosError('EINVAL', 'bad listing cookie');
       start = Number(cookie);
       if (this.snapshot === undefined || start > this.snapshot.length) throw new IosError('EINVAL', 'stale listing cookie');
     }
@@ -275,8 +252,8 @@ export class PosixHandle implements IosHandle {
     const entries: DirEntry[] = [];
     let next = start;
     while (next < names.length && entries.length < max) {
-      // Stat a batch in parallel; vanished entries and symlinks are skipped, so a batch may yield
-      // fewer than it stats, never more than the page still needs.
+      // Stat a batch (in parallel in pool mode); vanished entries and symlinks are skipped, so a
+      // batch may yield fewer than it stats, never more than the page still needs.
       const batch = names.slice(next, next + Math.min(max - entries.length, listStatParallelMax));
       const stats = await Promise.all(batch.map((name) => this.lstatEntry(`${base}/${name}`)));
       for (let i = 0; i < batch.length; i++) {
@@ -307,7 +284,7 @@ export class PosixHandle implements IosHandle {
   private async readNames(base: string): Promise<string[]> {
     let dirents;
     try {
-      dirents = await readdir(base, { withFileTypes: true });
+      dirents = await readdirTyped(base);
     } catch (err) {
       throw toIosError(err, 'readdir');
     }
@@ -324,8 +301,8 @@ export class PosixHandle implements IosHandle {
   /** lstat of a listed entry, or undefined when it vanished or is not a file or directory. */
   private async lstatEntry(abs: string): Promise<BigIntStats | undefined> {
     try {
-      const st = await lstat(abs, { bigint: true });
-      return st.isFile() || st.isDirectory() ? st : undefined;
+      const st = await lstatIfExists(abs);
+      return st !== undefined && (st.isFile() || st.isDirectory()) ? st : undefined;
     } catch (err) {
       const errno = errnoOf(err);
       if (errno === 'ENOENT' || errno === 'ENOTDIR') return undefined;
@@ -357,7 +334,7 @@ export class PosixStreamHandle implements IosHandle {
     private readonly ctx: ShareContext,
     /** Handle on the object; opened with the same write flag, closed with this one. */
     private readonly base: PosixHandle,
-    private readonly fh: FileHandle,
+    private readonly fh: Fd,
     readonly stream: string,
     private readonly writable: boolean,
   ) {
@@ -369,7 +346,7 @@ export class PosixStreamHandle implements IosHandle {
     const info = await this.base.info();
     let st: BigIntStats;
     try {
-      st = await this.fh.stat({ bigint: true });
+      st = await this.fh.stat();
     } catch (err) {
       throw toIosError(err, 'fstat stream');
     }

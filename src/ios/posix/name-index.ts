@@ -15,9 +15,9 @@
 //
 // Bounded: at most limits.nameCacheDirectoriesMax directories are indexed (least recently used out).
 import type { BigIntStats } from 'node:fs';
-import { readdir, lstat } from 'node:fs/promises';
 import { fold, STATE_DIR_FOLDED } from './paths.js';
 import { toIosError } from './errno.js';
+import { lstat, readdirTyped } from './syscalls.js';
 
 /** Mtimes recorded after own changes that still count as "ours" (covers overlapping own changes). */
 const ownMtimesMax = 8;
@@ -94,7 +94,7 @@ export class NameIndexCache {
     for (const name of added) addName(index.names, name);
     let after: BigIntStats;
     try {
-      after = await lstat(dirAbs, { bigint: true });
+      after = await lstat(dirAbs);
     } catch {
       this.dirs.delete(key);
       return;
@@ -144,7 +144,7 @@ export class NameIndexCache {
     // lookup rebuilds; the index is never newer than its recorded mtime claims.
     let entries;
     try {
-      entries = await readdir(dirAbs, { withFileTypes: true });
+      entries = await readdirTyped(dirAbs);
     } catch (err) {
       throw toIosError(err, 'readdir for name index');
     }

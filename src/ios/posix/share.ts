@@ -21,7 +21,7 @@
 // the named streams (streams.ts), both keyed by file id and guarded by birth time.
 import type { BigIntStats } from 'node:fs';
 import { constants as fsConstants, existsSync } from 'node:fs';
-import { lstat, mkdir, open, realpath, rename, rmdir, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { limits } from '../../base/limits.js';
@@ -42,6 +42,7 @@ import { NameIndexCache } from './name-index.js';
 import { checkName, checkStreamName, fold, splitPath, STATE_DIR_FOLDED, STATE_DIR_NAME, STREAMS_DIR_NAME } from './paths.js';
 import { emptyMetaStore, LmdbMetaStore, type MetaPatch, type MetaStore } from './sidecar.js';
 import { StreamStore } from './streams.js';
+import { lstat, lstatIfExists, mkdir, open, rename, rmdir, stat, statfs, unlink, type Fd } from './syscalls.js';
 
 const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = fsConstants;
 
@@ -98,7 +99,7 @@ function childRel(dir: DirRef, name: string): string {
 
 async function lstatOrUndefined(abs: string): Promise<BigIntStats | undefined> {
   try {
-    return await lstat(abs, { bigint: true });
+    return await lstatIfExists(abs);
   } catch (err) {
     const errno = errnoOf(err);
     if (errno === 'ENOENT' || errno === 'ENOTDIR') return undefined;
@@ -127,7 +128,7 @@ export class PosixShare implements IosShare, ShareContext {
     try {
       // The operator's root may itself be reached through symlinks; everything below it may not.
       rootAbs = await realpath(root);
-      st = await stat(rootAbs, { bigint: true });
+      st = await stat(rootAbs);
     } catch (err) {
       throw toIosError(err, `share root ${root}`);
     }
@@ -139,7 +140,7 @@ export class PosixShare implements IosShare, ShareContext {
       meta = existsSync(metaPath) ? LmdbMetaStore.open(metaPath, true) : emptyMetaStore;
     } else {
       try {
-        await mkdir(stateDir, { recursive: true, mode: 0o700 });
+        await mkdir(stateDir, 0o700, true);
       } catch (err) {
         throw toIosError(err, `state directory ${stateDir}`);
       }
@@ -374,7 +375,7 @@ export class PosixShare implements IosShare, ShareContext {
   private async root(): Promise<DirRef> {
     let st: BigIntStats;
     try {
-      st = await lstat(this.rootAbs, { bigint: true });
+      st = await lstat(this.rootAbs);
     } catch (err) {
       throw toIosError(err, 'share root');
     }
@@ -466,7 +467,7 @@ export class PosixShare implements IosShare, ShareContext {
   private async createAt(parent: DirRef, name: string, options: OpenOptions): Promise<OpenResult | undefined> {
     const isDir = options.directory === true;
     const abs = childAbs(parent, name);
-    let fh: FileHandle;
+    let fh: Fd;
     try {
       if (isDir) await mkdir(abs, 0o777);
       // O_EXCL makes creation atomic: EEXIST when somebody won the race (never follows a symlink).
@@ -477,7 +478,7 @@ export class PosixShare implements IosShare, ShareContext {
     }
     let handle: PosixHandle | undefined;
     try {
-      const st = await fh.stat({ bigint: true });
+      const st = await fh.stat();
       handle = new PosixHandle(this, fh, st, options.write, abs, false);
       await this.names.noteChange(parent.abs, parent.st, [name], []);
       const attributes = this.initialAttributes(isDir, options.attributes);
@@ -581,7 +582,7 @@ export class PosixShare implements IosShare, ShareContext {
     flags: number,
     how: { write: boolean; isRoot: boolean; truncate: boolean },
   ): Promise<PosixHandle | undefined> {
-    let fh: FileHandle;
+    let fh: Fd;
     try {
       fh = await open(abs, flags);
     } catch (err) {
@@ -590,7 +591,7 @@ export class PosixShare implements IosShare, ShareContext {
       throw toIosError(err, 'open');
     }
     try {
-      const st = await fh.stat({ bigint: true });
+      const st = await fh.stat();
       if (devIno(st) !== devIno(expect) || st.isDirectory() !== expect.isDirectory()) {
         await fh.close();
         return undefined;

@@ -118,7 +118,10 @@ export class LmdbMetaStore implements MetaStore {
    */
   async remove(fileId: bigint): Promise<void> {
     try {
-      await this.db.remove(keyOf(fileId));
+      const key = keyOf(fileId);
+      // Most objects never had a record (nothing set beyond the defaults): skip the write then.
+      if (this.db.get(key) === undefined) return;
+      await this.db.remove(key);
     } catch (err) {
       throw toIosError(err, 'remove metadata record');
     }

@@ -25,13 +25,13 @@
 // file id (one server process serves a share's state directory). Open stream handles keep working
 // on the data file across rename (same inode) and remove (unlinked inode) like POSIX files.
 import { constants as fsConstants } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { IOS_STREAMS_PER_OBJECT_MAX, IosError, type OpenMode, type StreamEntry } from '../spi.js';
 import { errnoOf, toIosError } from './errno.js';
 import { checkStreamName, fold } from './paths.js';
+import { lstatIfExists, mkdir, open, readdir, readFile, rename, rmTree, unlink, type Fd } from './syscalls.js';
 
 const { O_RDONLY, O_RDWR, O_WRONLY, O_CREAT, O_EXCL, O_TRUNC, O_NOFOLLOW, O_DIRECTORY } = fsConstants;
 
@@ -44,7 +44,7 @@ const dataNamePattern = /^[0-9a-f]{64}$/;
 const truncatingModes: ReadonlySet<OpenMode> = new Set(['truncate', 'truncateOrCreate', 'replace']);
 
 export interface StreamOpen {
-  fh: FileHandle;
+  fh: Fd;
   /** Stored name (case as created). */
   name: string;
   action: 'opened' | 'created' | 'truncated' | 'replaced';
@@ -69,7 +69,12 @@ async function writeDurable(abs: string, content: string | Buffer): Promise<void
   const tmp = abs + tmpSuffix;
   const fh = await open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o600);
   try {
-    await fh.writeFile(content);
+    const data = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
+    for (let done = 0; done < data.length; ) {
+      const n = await fh.write(data, done, data.length - done, done);
+      if (n === 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+      done += n;
+    }
     await fh.datasync();
   } finally {
     await fh.close();
@@ -79,7 +84,7 @@ async function writeDurable(abs: string, content: string | Buffer): Promise<void
 
 async function lstatOrUndefined(abs: string): Promise<BigIntStats | undefined> {
   try {
-    return await lstat(abs, { bigint: true });
+    return await lstatIfExists(abs);
   } catch (err) {
     const errno = errnoOf(err);
     if (errno === 'ENOENT' || errno === 'ENOTDIR') return undefined;
@@ -102,7 +107,7 @@ export class StreamStore {
     const dirAbs = join(stateDir, streamsDirName);
     if (!readOnly) {
       try {
-        await mkdir(dirAbs, { recursive: true, mode: 0o700 });
+        await mkdir(dirAbs, 0o700, true);
       } catch (err) {
         throw toIosError(err, `streams directory ${dirAbs}`);
       }
@@ -146,7 +151,7 @@ export class StreamStore {
     return this.locked(fileId, async () => {
       let dir = await this.validDir(fileId, birthNs);
       if (dir !== undefined) {
-        let fh: FileHandle | undefined;
+        let fh: Fd | undefined;
         try {
           fh = await open(join(dir, key), (write || truncating ? O_RDWR : O_RDONLY) | O_NOFOLLOW);
         } catch (err) {
@@ -255,7 +260,7 @@ export class StreamStore {
       const dir = this.objectDir(fileId);
       try {
         if ((await lstatOrUndefined(dir)) === undefined) return;
-        await rm(dir, { recursive: true, force: true });
+        await rmTree(dir);
         await syncDir(this.dirAbs);
       } catch (err) {
         throw toIosError(err, 'remove streams');
@@ -274,7 +279,7 @@ export class StreamStore {
     const dir = this.objectDir(fileId);
     let recorded: string;
     try {
-      recorded = await readFile(join(dir, birthFileName), { encoding: 'utf8', flag: O_RDONLY | O_NOFOLLOW });
+      recorded = (await readFile(join(dir, birthFileName), O_RDONLY | O_NOFOLLOW)).toString('utf8');
     } catch (err) {
       const errno = errnoOf(err);
       if (errno === 'ENOENT' || errno === 'ENOTDIR') return undefined;
@@ -286,9 +291,9 @@ export class StreamStore {
   /** Replaces whatever directory the id has (stale or none) by an empty one for this object. */
   private async resetDir(fileId: bigint, birthNs: bigint): Promise<string> {
     const dir = this.objectDir(fileId);
-    await rm(dir, { recursive: true, force: true });
-    await mkdir(this.dirAbs, { recursive: true, mode: 0o700 });
-    await mkdir(dir, { mode: 0o700 });
+    await rmTree(dir);
+    await mkdir(this.dirAbs, 0o700, true);
+    await mkdir(dir, 0o700);
     await writeDurable(join(dir, birthFileName), birthNs.toString(10));
     await syncDir(dir);
     await syncDir(this.dirAbs);
@@ -305,7 +310,7 @@ export class StreamStore {
   private async readName(dir: string, key: string): Promise<string | undefined> {
     let name: string;
     try {
-      const raw = await readFile(join(dir, key + nameSuffix), { flag: O_RDONLY | O_NOFOLLOW });
+      const raw = await readFile(join(dir, key + nameSuffix), O_RDONLY | O_NOFOLLOW);
       if (raw.length % 2 !== 0) return undefined;
       name = raw.toString('utf16le');
     } catch (err) {
