@@ -9,7 +9,7 @@
 //  - each cipher as the server's first preference (--ciphers) is the one negotiated.
 // TESSERA_E2E_SERVER=samba runs the same file against a private Samba (harness check);
 // TESSERA_E2E_BIG_MIB sets the big file's size (default 1024), TESSERA_E2E_CIPHER_MIB the size
-// moved once per cipher (default 64).
+// moved once per cipher (default: the big file itself).
 
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -38,7 +38,8 @@ import {
 
 const againstSamba = process.env['TESSERA_E2E_SERVER'] === 'samba';
 const bigBytes = Number(process.env['TESSERA_E2E_BIG_MIB'] ?? 1024) * 1024 * 1024;
-const cipherBytes = Number(process.env['TESSERA_E2E_CIPHER_MIB'] ?? 64) * 1024 * 1024;
+// The issue asks for 1 GiB transfers with each cipher too: by default the big file is reused.
+const cipherBytes = process.env['TESSERA_E2E_CIPHER_MIB'] === undefined ? bigBytes : Number(process.env['TESSERA_E2E_CIPHER_MIB']) * 1024 * 1024;
 const user = 'e2euser';
 const password = 'E2e-Passw0rd';
 const transferTimeoutMs = 420_000;
@@ -115,7 +116,12 @@ describe(`smbclient against ${againstSamba ? 'Samba (harness check)' : 'Tessera'
     bigPath = join(root, 'local', 'big.bin');
     cipherPath = join(root, 'local', 'cipher.bin');
     bigSha = await writeRandomFile(bigPath, bigBytes);
-    cipherSha = await writeRandomFile(cipherPath, cipherBytes);
+    if (cipherBytes === bigBytes) {
+      cipherPath = bigPath;
+      cipherSha = bigSha;
+    } else {
+      cipherSha = await writeRandomFile(cipherPath, cipherBytes);
+    }
     await start();
   });
 
