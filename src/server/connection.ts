@@ -101,6 +101,8 @@ interface FrameReplies {
 interface OutMessage {
   /** Header + encoded body (+ padding when followed by another message of the compound). */
   head: Buffer;
+  /** `head` with 4 spare bytes in front, where a lone plain response gets its direct-TCP header. */
+  framed: Buffer;
   payload: Buffer | undefined;
   padding: number;
   sign: Session | undefined;
@@ -669,7 +671,8 @@ export class Connection {
   ): { message: OutMessage; encryptWith: Session | undefined } {
     const body: BodyEncoder = r.body ?? errorResponse();
     const bodyLength = body.byteLength();
-    const head = Buffer.allocUnsafe(SMB2_HEADER_SIZE + bodyLength);
+    const framed = Buffer.allocUnsafe(4 + SMB2_HEADER_SIZE + bodyLength);
+    const head = framed.subarray(4);
     const neg = this.negotiated;
 
     // Encrypt when the request was encrypted or the session/tree requires it (MS-SMB2 3.3.4.1.4).
@@ -718,12 +721,24 @@ export class Connection {
     if (r.status !== NtStatus.SUCCESS && r.status !== NtStatus.MORE_PROCESSING_REQUIRED && r.status !== NtStatus.PENDING) {
       this.log.debug({ cmd: hdr.Command, status: ntStatusName(r.status) }, 'request failed');
     }
-    return { message: { head, payload: body.payload, padding: 0, sign, release: r.release }, encryptWith };
+    return { message: { head, framed, payload: body.payload, padding: 0, sign, release: r.release }, encryptWith };
   }
 
   /** Assembles, signs and (optionally) encrypts one response frame holding one or more messages. */
   private sendCompound(messages: OutMessage[], encryptWith: Session | undefined): void {
     if (this.closed) return;
+    if (messages.length === 1 && !encryptWith) {
+      // The common case: one plain response, its frame header written into the spare bytes in front.
+      const m = messages[0]!;
+      const parts = m.payload && m.payload.length ? [m.head, m.payload] : [m.head];
+      if (m.sign) this.sign(parts, m.sign);
+      let size = 0;
+      for (const p of parts) size += p.length;
+      writeFrameHeader(m.framed, 0, size);
+      parts[0] = m.framed;
+      this.writeParts(parts, m.release);
+      return;
+    }
     // Chain (MS-SMB2 3.3.4.1.3): every message of a compound response is padded to 8 bytes, the last
     // one too (as Windows does, and smbtorture's compound-padding checks); all but the last point to
     // the next. A lone response is not padded.
@@ -743,7 +758,8 @@ export class Connection {
       if (m.sign && !encryptWith) this.sign(own, m.sign);
       parts.push(...own);
     }
-    const releases = messages.filter((m) => m.release !== undefined).map((m) => m.release!);
+    const releases: (() => void)[] = [];
+    for (const m of messages) if (m.release) releases.push(m.release);
     const releaseAll = releases.length === 0 ? undefined : () => releases.forEach((r) => r());
     if (encryptWith) {
       // Sealing wrote the ciphertext elsewhere: the plaintext payloads are free at once.
@@ -789,8 +805,13 @@ export class Connection {
     for (const p of parts) size += p.length;
     const fh = Buffer.allocUnsafe(4);
     writeFrameHeader(fh, 0, size);
+    this.writeParts([fh, ...parts], onWritten);
+  }
+
+  /** Writes already framed bytes in one writev (cork/uncork); `onWritten` once all are written. */
+  private writeParts(parts: Buffer[], onWritten?: () => void): void {
+    if (this.closed) return;
     this.socket.cork();
-    this.socket.write(fh);
     for (let i = 0; i < parts.length; i++) {
       // The last write's callback runs once every part has gone to the kernel (or failed).
       if (onWritten && i === parts.length - 1) this.socket.write(parts[i]!, () => onWritten());
