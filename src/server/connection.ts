@@ -374,7 +374,7 @@ export class Connection {
       // MS-SMB2 3.3.5.2.7.2: a failure is remembered for the related requests that follow.
       chain.previousStatus = r.status;
       if (hdr.Command === Command.CREATE) chain.fileId = undefined;
-      return this.buildReply(hdr, r, session, tree, encrypted, grant(r.status), single);
+      return this.buildReply(hdr, r, session, tree, encrypted, grant(r.status));
     };
 
     // Related operations take their ids from the chain (MS-SMB2 3.3.5.2.7.2).
@@ -528,7 +528,7 @@ export class Connection {
         pending.asyncId = asyncId;
         this.pendingAsync.set(asyncId, pending);
         const credits = this.grantCredits(hdr, NtStatus.PENDING);
-        const interim = this.buildMessage(hdr, { status: NtStatus.PENDING }, session, tree, encrypted, credits, asyncId, single);
+        const interim = this.buildMessage(hdr, { status: NtStatus.PENDING }, session, tree, encrypted, credits, asyncId);
         // Whatever the chain answered so far goes out with the interim response, now.
         frame.out.push(interim.message);
         if (interim.encryptWith && !frame.encryptWith) frame.encryptWith = interim.encryptWith;
@@ -571,12 +571,12 @@ export class Connection {
     const sessionForReply = result.signWithSession ?? session ?? (result.sessionId !== undefined ? this.server.findSession(result.sessionId, this) : undefined);
     if (pending.asyncId !== undefined) {
       // The interim response already granted credits; the final async response grants none.
-      const message = this.buildMessage(hdr, result, sessionForReply, tree, encrypted, 0, pending.asyncId, single);
+      const message = this.buildMessage(hdr, result, sessionForReply, tree, encrypted, 0, pending.asyncId);
       this.sendCompound([message.message], message.encryptWith);
       if (result.disconnect) this.close('handler asked to disconnect');
       return { kind: 'sent' };
     }
-    return this.buildReply(hdr, result, sessionForReply, tree, encrypted, grant(result.status), single);
+    return this.buildReply(hdr, result, sessionForReply, tree, encrypted, grant(result.status));
   }
 
   /**
@@ -612,7 +612,7 @@ export class Connection {
     p.asyncId = asyncId;
     this.pendingAsync.set(asyncId, p);
     const credits = this.grantCredits(i.hdr, NtStatus.PENDING);
-    const interimReply = this.buildMessage(i.hdr, { status: NtStatus.PENDING }, i.session, i.tree, i.encrypted, credits, asyncId, true);
+    const interimReply = this.buildMessage(i.hdr, { status: NtStatus.PENDING }, i.session, i.tree, i.encrypted, credits, asyncId);
     this.sendCompound([interimReply.message], interimReply.encryptWith);
   }
 
@@ -653,9 +653,8 @@ export class Connection {
     tree: Tree | undefined,
     encrypted: boolean,
     credits: number,
-    single: boolean,
   ): { kind: 'reply'; message: OutMessage; encryptWith: Session | undefined; disconnect: boolean } {
-    const built = this.buildMessage(hdr, r, session, tree, encrypted, credits, undefined, single);
+    const built = this.buildMessage(hdr, r, session, tree, encrypted, credits, undefined);
     return { kind: 'reply', message: built.message, encryptWith: built.encryptWith, disconnect: r.disconnect ?? false };
   }
 
@@ -667,7 +666,6 @@ export class Connection {
     encrypted: boolean,
     credits: number,
     asyncId: bigint | undefined,
-    _single: boolean,
   ): { message: OutMessage; encryptWith: Session | undefined } {
     const body: BodyEncoder = r.body ?? errorResponse();
     const bodyLength = body.byteLength();
