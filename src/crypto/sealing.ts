@@ -1,6 +1,7 @@
 // SMB 3.x message encryption (MS-SMB2 3.1.4.3) and decryption (MS-SMB2 3.3.5.2.1.1):
 // AES-CCM and AES-GCM with a 16-byte tag, the transform header's Nonce..SessionId as AAD.
 import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { createRequire } from 'node:module';
 import type { CipherCCMTypes, CipherGCMTypes } from 'node:crypto';
 import { assert } from '../base/assert.js';
 
@@ -156,4 +157,59 @@ export function unseal(
   } catch {
     return null;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-place AES-GCM (optional native accelerator, native/aesgcm.cc)
+//
+// Node's cipher API allocates a new output buffer for every update(); for multi-MiB SMB3 messages
+// that allocation and the garbage it leaves cost more than AES itself. The addon runs the same
+// OpenSSL that Node links, in place, on the caller's buffers. It is built by `npm install` when a
+// C++ toolchain is present; without it (or with TESSERA_NATIVE_AES=0) the node:crypto path is used.
+
+interface NativeAesGcm {
+  sealInPlace(key: Buffer, nonce: Buffer, aad: Buffer, parts: Buffer[], tag: Buffer): boolean;
+  openInPlace(key: Buffer, nonce: Buffer, aad: Buffer, parts: Buffer[], tag: Buffer): boolean;
+}
+
+function loadNative(): NativeAesGcm | undefined {
+  if (process.env['TESSERA_NATIVE_AES'] === '0') return undefined;
+  try {
+    // src/crypto and dist/crypto are both two levels below the package root.
+    const native = createRequire(import.meta.url)('../../build/Release/aesgcm.node') as NativeAesGcm;
+    return typeof native.sealInPlace === 'function' && typeof native.openInPlace === 'function' ? native : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const native = loadNative();
+
+/** True when in-place AES-GCM is available (the native accelerator loaded). */
+export const inPlaceGcmAvailable = native !== undefined;
+
+/**
+ * Encrypts the concatenation of `parts` in place (each part then holds its ciphertext) and returns
+ * the tag; undefined when in-place sealing is not available for this cipher (the caller then uses
+ * seal()). The caller must own every part: they are overwritten.
+ */
+export function sealInPlace(cipherId: CipherId, key: Buffer, nonce: Buffer, aad: Buffer, parts: Buffer[]): Buffer | undefined {
+  if (!native || !isGcm(cipherId)) return undefined;
+  assert(key.length === cipherKeyLength(cipherId), 'sealInPlace: key length matches cipher');
+  assert(nonce.length === 12, 'sealInPlace: GCM nonce is 12 bytes');
+  const tag = Buffer.alloc(SEAL_TAG_SIZE);
+  assert(native.sealInPlace(key, nonce, aad, parts, tag), 'sealInPlace: OpenSSL failed');
+  return tag;
+}
+
+/**
+ * Decrypts `data` in place and authenticates it: true when the tag matches (data then holds the
+ * plaintext), false when it does not (data then holds garbage and must be discarded), undefined
+ * when in-place opening is not available for this cipher. Never throws on wire input.
+ */
+export function unsealInPlace(cipherId: CipherId, key: Buffer, nonce: Buffer, aad: Buffer, data: Buffer, tag: Buffer): boolean | undefined {
+  if (!native || !isGcm(cipherId)) return undefined;
+  assert(key.length === cipherKeyLength(cipherId), 'unsealInPlace: key length matches cipher');
+  if (nonce.length !== 12 || tag.length !== SEAL_TAG_SIZE) return false;
+  return native.openInPlace(key, nonce, aad, [data], tag);
 }

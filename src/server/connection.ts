@@ -24,7 +24,7 @@ import { isSmb1Negotiate } from '../protocol/smb1-negotiate.js';
 import { errorResponse } from '../protocol/error.js';
 import { Dialect } from '../protocol/negotiate.js';
 import { computeSignature, verifySignature, type SigningAlgorithm } from '../crypto/signing.js';
-import { seal, unseal, type CipherId } from '../crypto/sealing.js';
+import { seal, sealInPlace, unseal, unsealInPlace, type CipherId } from '../crypto/sealing.js';
 import { CreditWindow } from './credits.js';
 import { FrameDecoder, FramePool, writeFrameHeader } from './framing.js';
 import { dispatchTable, type CommandSpec } from './dispatch.js';
@@ -34,6 +34,12 @@ import type { Server } from './server.js';
 import { handleSmb1Negotiate } from './handlers/negotiate.js';
 
 const FILE_ID_ANY = 0xffffffffffffffffn;
+
+function frameHeaderFor(length: number): Buffer {
+  const fh = Buffer.allocUnsafe(4);
+  writeFrameHeader(fh, 0, length);
+  return fh;
+}
 
 /** NTSTATUS severity "error" (MS-ERREF 2.3): warnings such as BUFFER_OVERFLOW do not break a chain. */
 function isError(status: number): boolean {
@@ -282,9 +288,12 @@ export class Connection {
       const cipherId = neg.cipherId;
       if (t.Flags !== 1) throw new MalformedError('TRANSFORM Flags/EncryptionAlgorithm is not 1');
       const nonce = t.Nonce.subarray(0, cipherId === 1 || cipherId === 3 ? 11 : 12);
-      // Large messages are decrypted into a pooled buffer, given back with the frame (GCM only).
-      const into = t.ciphertext.length >= 64 * 1024 ? this.bufferPool.acquire(t.ciphertext.length) : undefined;
-      const out = unseal(cipherId as CipherId, session.keys.decryptionKey, nonce, t.aad, t.ciphertext, t.Signature, into);
+      // GCM with the native accelerator: decrypted in place, inside the (pooled) frame buffer.
+      const inPlace = unsealInPlace(cipherId as CipherId, session.keys.decryptionKey, nonce, t.aad, t.ciphertext, t.Signature);
+      if (inPlace === false) throw new MalformedError('TRANSFORM failed to decrypt');
+      // Otherwise large messages are decrypted into a pooled buffer, given back with the frame (GCM only).
+      const into = inPlace === undefined && t.ciphertext.length >= 64 * 1024 ? this.bufferPool.acquire(t.ciphertext.length) : undefined;
+      const out = inPlace ? t.ciphertext : unseal(cipherId as CipherId, session.keys.decryptionKey, nonce, t.aad, t.ciphertext, t.Signature, into);
       if (!out) {
         if (into) this.bufferPool.release(into);
         throw new MalformedError('TRANSFORM failed to decrypt');
@@ -760,9 +769,7 @@ export class Connection {
     for (const m of messages) if (m.release) releases.push(m.release);
     const releaseAll = releases.length === 0 ? undefined : () => releases.forEach((r) => r());
     if (encryptWith) {
-      // Sealing wrote the ciphertext elsewhere: the plaintext payloads are free at once.
-      this.sendEncrypted(parts, encryptWith);
-      releaseAll?.();
+      this.sendEncrypted(parts, encryptWith, releaseAll);
       return;
     }
     this.sendFrame(parts, releaseAll);
@@ -780,7 +787,8 @@ export class Connection {
     sig.copy(head, SIGNATURE_OFFSET, 0, 16);
   }
 
-  private sendEncrypted(parts: Buffer[], session: Session): void {
+  /** `onDone` runs once the plaintext parts are no longer needed. */
+  private sendEncrypted(parts: Buffer[], session: Session, onDone?: () => void): void {
     const neg = this.negotiated!;
     const cipherId = neg.cipherId;
     let size = 0;
@@ -790,9 +798,19 @@ export class Connection {
     nonce.copy(nonceField, 0);
     const th = encodeTransformHeader({ Nonce: nonceField, OriginalMessageSize: size, SessionId: session.id, Flags: 1 });
     const aad = th.subarray(20, TRANSFORM_HEADER_SIZE);
+    // The response's parts are this connection's own buffers: with the native accelerator they are
+    // encrypted in place and sent as they are (released once written).
+    const inPlaceTag = sealInPlace(cipherId as CipherId, session.keys!.encryptionKey!, nonce, aad, parts);
+    if (inPlaceTag) {
+      inPlaceTag.copy(th, 4);
+      this.writeParts([frameHeaderFor(TRANSFORM_HEADER_SIZE + size), th, ...parts], onDone);
+      return;
+    }
     const { ciphertext, tag } = seal(cipherId as CipherId, session.keys!.encryptionKey!, nonce, aad, parts);
     tag.copy(th, 4);
     const out = Array.isArray(ciphertext) ? ciphertext : [ciphertext];
+    // Sealing wrote the ciphertext elsewhere: the plaintext parts are free at once.
+    onDone?.();
     this.sendFrame([th, ...out]);
   }
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { CipherId, cipherKeyLength, nonceLength, seal, unseal } from '../../src/crypto/sealing.js';
+import { CipherId, cipherKeyLength, inPlaceGcmAvailable, nonceLength, seal, sealInPlace, unseal, unsealInPlace } from '../../src/crypto/sealing.js';
 import type { Sealed } from '../../src/crypto/sealing.js';
 import { ENC30_CCM, ENC311_GCM } from './vectors.js';
 
@@ -217,5 +217,35 @@ describe('sealing: large messages in pieces', () => {
     const tampered = Buffer.concat(pieces);
     tampered[500000] ^= 1;
     expect(unseal(2, key, nonce, aad, tampered, sealed.tag, into)).toBeNull();
+  });
+});
+
+describe('sealing: in-place AES-GCM (native accelerator)', () => {
+  it('is built on the machines that run the tests (.ci/run has a C++ toolchain)', () => {
+    expect(inPlaceGcmAvailable).toBe(true);
+  });
+
+  it('produces exactly what node:crypto produces, for both key sizes, and detects tampering', () => {
+    for (const cipherId of [2, 4] as const) {
+      const key = randomBytes(cipherKeyLength(cipherId));
+      const nonce = randomBytes(12);
+      const aad = randomBytes(32);
+      const msg = randomBytes(300_000);
+      const parts = [Buffer.from(msg.subarray(0, 64)), Buffer.from(msg.subarray(64, 70_000)), Buffer.from(msg.subarray(70_000))];
+      const tag = sealInPlace(cipherId, key, nonce, aad, parts)!;
+      const reference = seal(cipherId, key, nonce, aad, [msg]);
+      expect(Buffer.concat(parts).equals(joined(reference))).toBe(true);
+      expect(tag.equals(reference.tag)).toBe(true);
+      const data = Buffer.concat(parts);
+      expect(unsealInPlace(cipherId, key, nonce, aad, data, tag)).toBe(true);
+      expect(data.equals(msg)).toBe(true);
+      const bad = Buffer.from(joined(reference));
+      bad[123] ^= 1;
+      expect(unsealInPlace(cipherId, key, nonce, aad, bad, tag)).toBe(false);
+    }
+  });
+
+  it('declines CCM (the caller falls back to node:crypto)', () => {
+    expect(sealInPlace(1, randomBytes(16), randomBytes(12), randomBytes(32), [Buffer.alloc(10)])).toBeUndefined();
   });
 });
