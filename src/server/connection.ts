@@ -144,13 +144,16 @@ export class Connection {
   private readonly traceRequests: boolean;
 
   /**
-   * `open` turns the accepted connection into a socket that reads into `readBuffer` and calls
-   * `onRead` (see Server.accept); the bytes there are only valid during the call.
+   * `open` turns the accepted connection into a socket that reads into the buffer `target()` gives
+   * before each read and reports the read to `onRead` (see Server.accept).
    */
-  constructor(server: Server, open: (readBuffer: Buffer, onRead: (n: number) => void) => Socket) {
+  constructor(server: Server, open: (target: () => Buffer, onRead: (n: number, buf: Buffer) => void) => Socket) {
     this.server = server;
-    const readBuffer = Buffer.allocUnsafeSlow(limits.socketReadBytes);
-    const socket = open(readBuffer, (n) => this.onData(readBuffer.subarray(0, n)));
+    const scratch = Buffer.allocUnsafeSlow(limits.socketReadBytes);
+    const socket = open(
+      () => this.decoder.readTarget(scratch),
+      (n, buf) => (buf === scratch ? this.onData(scratch.subarray(0, n)) : this.onDirectRead(n)),
+    );
     this.socket = socket;
     this.remoteAddress = socket.remoteAddress ?? 'unknown';
     this.log = server.log.child({ conn: this.id, peer: `${this.remoteAddress}:${socket.remotePort ?? 0}` });
@@ -198,10 +201,17 @@ export class Connection {
 
   // ---------------------------------------------------------------- input
 
-  private onData(chunk: Buffer): void {
+  /** Bytes were read straight into the frame being received (FrameDecoder.readTarget). */
+  private onDirectRead(n: number): void {
+    if (this.closed) return;
+    this.decoder.commitDirect(n);
+    this.onData(undefined);
+  }
+
+  private onData(chunk: Buffer | undefined): void {
     if (this.closed) return;
     try {
-      this.decoder.push(chunk);
+      if (chunk) this.decoder.push(chunk);
       for (;;) {
         const frame = this.decoder.next();
         if (!frame) break;

@@ -12,6 +12,8 @@ export const FRAME_HEADER_SIZE = 4;
 
 /** Frames below this size use Buffer.allocUnsafe (Node's slab for the tiny ones); above, the pool. */
 const POOL_FRAME_BYTES_MIN = 8 * 1024;
+/** A frame body at least this large still to come is read by the socket straight into its buffer. */
+const DIRECT_READ_BYTES_MIN = 16 * 1024;
 /** Buffers kept per size class. */
 const POOL_BUFFERS_PER_CLASS_MAX = 4;
 
@@ -102,6 +104,29 @@ export class FrameDecoder {
         this.frame = undefined;
         this.frameFill = 0;
       }
+    }
+  }
+
+  /**
+   * Where the socket should read next: when a large frame's body is being received, straight into
+   * the frame buffer (the kernel copies there, no copy in user space); otherwise into `scratch`,
+   * whose bytes are then given to push().
+   */
+  readTarget(scratch: Buffer): Buffer {
+    const frame = this.frame;
+    if (frame && frame.length - this.frameFill >= DIRECT_READ_BYTES_MIN) return frame.subarray(this.frameFill);
+    return scratch;
+  }
+
+  /** `n` bytes were read into the buffer readTarget() returned for the current frame. */
+  commitDirect(n: number): void {
+    const frame = this.frame!;
+    this.frameFill += n;
+    if (this.frameFill === frame.length) {
+      this.ready.push(frame);
+      this.readyBytes += frame.length;
+      this.frame = undefined;
+      this.frameFill = 0;
     }
   }
 

@@ -196,7 +196,7 @@ export class Server {
       return;
     }
     this.perAddress.set(address, count + 1);
-    const conn = new Connection(this, (buffer, onRead) => adoptSocket(socket, buffer, onRead));
+    const conn = new Connection(this, (target, onRead) => adoptSocket(socket, target, onRead));
     this.connections.add(conn);
   }
 
@@ -281,7 +281,7 @@ export class Server {
  * read to `onRead` (Node's `onread` option, which net.Server does not offer for accepted sockets):
  * no Buffer is allocated per read. Falls back to 'data' events if the handle cannot be taken over.
  */
-function adoptSocket(accepted: Socket, buffer: Buffer, onRead: (n: number) => void): Socket {
+function adoptSocket(accepted: Socket, target: () => Buffer, onRead: (n: number, buf: Buffer) => void): Socket {
   const holder = accepted as unknown as { _handle: unknown };
   const handle = holder._handle;
   if (handle && typeof handle === 'object') {
@@ -292,9 +292,10 @@ function adoptSocket(accepted: Socket, buffer: Buffer, onRead: (n: number) => vo
       writable: true,
       allowHalfOpen: false,
       onread: {
-        buffer,
-        callback: (n: number) => {
-          onRead(n);
+        // Called before every read: the buffer the kernel should fill (see FrameDecoder.readTarget).
+        buffer: target,
+        callback: (n: number, buf: Buffer) => {
+          onRead(n, buf);
           return true;
         },
       },
@@ -305,9 +306,11 @@ function adoptSocket(accepted: Socket, buffer: Buffer, onRead: (n: number) => vo
     return socket;
   }
   accepted.on('data', (chunk: Buffer) => {
-    for (let at = 0; at < chunk.length; at += buffer.length) {
-      const n = chunk.copy(buffer, 0, at, Math.min(chunk.length, at + buffer.length));
-      onRead(n);
+    for (let at = 0; at < chunk.length; ) {
+      const buf = target();
+      const n = chunk.copy(buf, 0, at, Math.min(chunk.length, at + buf.length));
+      at += n;
+      onRead(n, buf);
     }
   });
   accepted.resume();
