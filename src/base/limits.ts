@@ -38,8 +38,6 @@ export const limits = {
   connectionsPerAddressMax: 1024,
   /** Time a connection may stay before completing NEGOTIATE + SESSION_SETUP. */
   authTimeoutMs: 30_000,
-  /** Idle connections without any session are closed after this. */
-  idleUnauthenticatedMs: 120_000,
   /** Failed logons per client address within the window before further attempts are delayed. */
   logonFailuresPerWindowMax: 10,
   logonFailureWindowMs: 60_000,

@@ -2,7 +2,7 @@
 
 import type { BodyEncoder } from './encoder.js';
 import { decodeFileId, type FileId } from './create.js';
-import { checkBody, writeI64, writeU64 } from './fscc/wire.js';
+import { checkBody, writeAttributeBlock } from './fscc/wire.js';
 
 export const CloseFlags = {
   SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB: 0x0001,
@@ -38,13 +38,7 @@ export function closeResponse(attributes?: CloseAttributes): BodyEncoder {
       buf.writeUInt16LE(60, at);
       if (!attributes) return;
       buf.writeUInt16LE(CloseFlags.SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB, at + 2);
-      writeI64(buf, attributes.CreationTime, at + 8);
-      writeI64(buf, attributes.LastAccessTime, at + 16);
-      writeI64(buf, attributes.LastWriteTime, at + 24);
-      writeI64(buf, attributes.ChangeTime, at + 32);
-      writeU64(buf, attributes.AllocationSize, at + 40);
-      writeU64(buf, attributes.EndofFile, at + 48);
-      buf.writeUInt32LE(attributes.FileAttributes >>> 0, at + 56);
+      writeAttributeBlock(attributes, buf, at + 8);
     },
   };
 }

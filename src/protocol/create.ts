@@ -4,7 +4,7 @@
 import { MalformedError } from '../base/errors.js';
 import { limits } from '../base/limits.js';
 import type { BodyEncoder } from './encoder.js';
-import { align8, checkBody, msgRange, need, utf16, writeI64, writeU64 } from './fscc/wire.js';
+import { align8, checkBody, msgRange, need, utf16, writeAttributeBlock } from './fscc/wire.js';
 
 // ---------------------------------------------------------------------------------------------
 // FileId (MS-SMB2 2.2.14.1)
@@ -376,13 +376,7 @@ export function createResponse(f: CreateResponseFields): BodyEncoder {
       buf.writeUInt8(f.OplockLevel, at + 2);
       buf.writeUInt8(f.Flags ?? 0, at + 3);
       buf.writeUInt32LE(f.CreateAction, at + 4);
-      writeI64(buf, f.CreationTime, at + 8);
-      writeI64(buf, f.LastAccessTime, at + 16);
-      writeI64(buf, f.LastWriteTime, at + 24);
-      writeI64(buf, f.ChangeTime, at + 32);
-      writeU64(buf, f.AllocationSize, at + 40);
-      writeU64(buf, f.EndofFile, at + 48);
-      buf.writeUInt32LE(f.FileAttributes >>> 0, at + 56);
+      writeAttributeBlock(f, buf, at + 8);
       encodeFileId(f.FileId, buf, at + 64);
       buf.writeUInt32LE(ccLen > 0 ? 64 + CREATE_RESPONSE_FIXED : 0, at + 80);
       buf.writeUInt32LE(ccLen, at + 84);

@@ -10,7 +10,8 @@ import type { Logger } from 'pino';
 import { limits } from '../base/limits.js';
 import { MalformedError } from '../base/errors.js';
 import { align8, SMB2_HEADER_SIZE, type BodyEncoder } from '../protocol/encoder.js';
-import { Command, decodeHeader, encodeHeader, HeaderFlags, type Smb2Header } from '../protocol/header.js';
+import { Command, decodeHeader, encodeHeader, HeaderFlags, SIGNATURE_OFFSET, type Smb2Header } from '../protocol/header.js';
+import { isFileIdAny } from '../protocol/create.js';
 import { NtStatus, ntStatusName } from '../protocol/ntstatus.js';
 import { splitCompound } from '../protocol/compound.js';
 import {
@@ -33,7 +34,6 @@ import type { Open, Session, Tree } from './state.js';
 import type { Server } from './server.js';
 import { handleSmb1Negotiate } from './handlers/negotiate.js';
 
-const FILE_ID_ANY = 0xffffffffffffffffn;
 
 function frameHeaderFor(length: number): Buffer {
   const fh = Buffer.allocUnsafe(4);
@@ -45,7 +45,6 @@ function frameHeaderFor(length: number): Buffer {
 function isError(status: number): boolean {
   return status >>> 30 === 3;
 }
-const SIGNATURE_OFFSET = 48;
 
 /** Negotiated connection state (MS-SMB2 3.3.1.7). */
 export interface Negotiated {
@@ -504,7 +503,7 @@ export class Connection {
         Persistent: msg.readBigUInt64LE(spec.fileIdOffset),
         Volatile: msg.readBigUInt64LE(spec.fileIdOffset + 8),
       };
-      if (related && fid.Persistent === FILE_ID_ANY && fid.Volatile === FILE_ID_ANY) {
+      if (related && isFileIdAny(fid)) {
         if (!chain.fileId) {
           const status = isError(chain.previousStatus) ? chain.previousStatus : NtStatus.FILE_CLOSED;
           return reply({ status }, session, tree);

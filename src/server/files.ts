@@ -63,11 +63,6 @@ export function parentOf(path: string): string {
   return i < 0 ? '' : path.slice(0, i);
 }
 
-export function baseName(path: string): string {
-  const i = path.lastIndexOf('/');
-  return i < 0 ? path : path.slice(i + 1);
-}
-
 /** MS-DTYP 2.4.3 / MS-SMB2 3.3.5.9: generic rights map to file rights. */
 export function mapGenericAccess(mask: number): number {
   let m = mask >>> 0;

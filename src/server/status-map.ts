@@ -32,8 +32,3 @@ export function statusForIosError(code: IosErrorCode): number {
       return NtStatus.UNEXPECTED_IO_ERROR;
   }
 }
-
-/** A missing parent component is OBJECT_PATH_NOT_FOUND, a missing last component OBJECT_NAME_NOT_FOUND (MS-FSA 2.1.5.1). */
-export function statusForMissing(parentMissing: boolean): number {
-  return parentMissing ? NtStatus.OBJECT_PATH_NOT_FOUND : NtStatus.OBJECT_NAME_NOT_FOUND;
-}

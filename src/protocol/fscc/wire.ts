@@ -84,3 +84,29 @@ export function guidFromString(s: string): Buffer {
   Buffer.from(m[4]! + m[5]!, 'hex').copy(b, 8);
   return b;
 }
+
+/**
+ * The 52-byte run CreationTime .. FileAttributes that CLOSE (2.2.16) and CREATE (2.2.14) responses
+ * share, written at `at`.
+ */
+export function writeAttributeBlock(
+  a: {
+    CreationTime: bigint;
+    LastAccessTime: bigint;
+    LastWriteTime: bigint;
+    ChangeTime: bigint;
+    AllocationSize: bigint;
+    EndofFile: bigint;
+    FileAttributes: number;
+  },
+  buf: Buffer,
+  at: number,
+): void {
+  writeI64(buf, a.CreationTime, at);
+  writeI64(buf, a.LastAccessTime, at + 8);
+  writeI64(buf, a.LastWriteTime, at + 16);
+  writeI64(buf, a.ChangeTime, at + 24);
+  writeU64(buf, a.AllocationSize, at + 32);
+  writeU64(buf, a.EndofFile, at + 40);
+  buf.writeUInt32LE(a.FileAttributes >>> 0, at + 48);
+}

@@ -213,6 +213,7 @@ async function queryFs(ctx: RequestContext, open: Open, cls: number, outputLengt
   const fs: FsStats = await ctx.conn.server.volumeInfo(open.tree.share, true);
   const sectorsPerUnit = Math.max(1, Math.floor(fs.blockBytes / fs.sectorBytesLogical));
   const unit = sectorsPerUnit * fs.sectorBytesLogical;
+  const units = (bytes: number): bigint => BigInt(Math.floor(bytes / unit));
   let data: Buffer;
   switch (cls) {
     case FsInfoClass.FileFsVolumeInformation:
@@ -225,17 +226,17 @@ async function queryFs(ctx: RequestContext, open: Open, cls: number, outputLengt
       break;
     case FsInfoClass.FileFsSizeInformation:
       data = encodeFileFsSizeInformation({
-        TotalAllocationUnits: BigInt(Math.floor(fs.totalBytes / unit)),
-        AvailableAllocationUnits: BigInt(Math.floor(fs.availableBytes / unit)),
+        TotalAllocationUnits: units(fs.totalBytes),
+        AvailableAllocationUnits: units(fs.availableBytes),
         SectorsPerAllocationUnit: sectorsPerUnit,
         BytesPerSector: fs.sectorBytesLogical,
       });
       break;
     case FsInfoClass.FileFsFullSizeInformation:
       data = encodeFileFsFullSizeInformation({
-        TotalAllocationUnits: BigInt(Math.floor(fs.totalBytes / unit)),
-        CallerAvailableAllocationUnits: BigInt(Math.floor(fs.availableBytes / unit)),
-        ActualAvailableAllocationUnits: BigInt(Math.floor(fs.freeBytes / unit)),
+        TotalAllocationUnits: units(fs.totalBytes),
+        CallerAvailableAllocationUnits: units(fs.availableBytes),
+        ActualAvailableAllocationUnits: units(fs.freeBytes),
         SectorsPerAllocationUnit: sectorsPerUnit,
         BytesPerSector: fs.sectorBytesLogical,
       });
