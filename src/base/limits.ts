@@ -58,6 +58,18 @@ export const limits = {
   securityDescriptorBytesMax: 64 * KiB,
   /** Entries of the case-insensitive name cache per directory kept by the posix driver. */
   nameCacheDirectoriesMax: 1024,
+
+  // --- Replicated log (src/log) ---
+  /** Bytes of one log batch (etcd's request limit is 1.5 MiB; framing overhead stays below it). */
+  logBatchBytesMax: 1 * MiB,
+  /** Bytes of appends queued, not yet committed, per log instance (beyond: append waits/rejects). */
+  logQueuedBytesMax: 64 * MiB,
+  /** Committed batches buffered per subscriber before the backend pauses delivery. */
+  logSubscriberBufferedBatchesMax: 1024,
+
+  // --- Metadata state machine (src/meta) ---
+  /** Applied-but-unresolved sequence numbers remembered per proposer (dedup window). */
+  metaProposerWindowMax: 65_536,
 } as const;
 
 // Relationships (asserted at load so a bad edit fails immediately).
