@@ -42,6 +42,10 @@ export type MetaErrorCode =
   | 'sharing-violation'
   | 'lock-conflict'
   | 'lease-conflict'
+  /** The file is held by a disconnected persistent open (MS-SMB2 3.3.5.9: STATUS_FILE_NOT_AVAILABLE). */
+  | 'unavailable'
+  /** The caller is not the owner the record requires (MS-SMB2 3.3.5.9.7: STATUS_ACCESS_DENIED). */
+  | 'access-denied'
   | 'invalid'
   | 'stale'
   | 'fenced'
@@ -110,10 +114,22 @@ export class MemoryStore {
     const keys = this.sorted;
     const s = Buffer.from(start).toString('latin1');
     const e = end.length === 0 ? null : Buffer.from(end).toString('latin1');
-    const inRange = (x: string) => x >= s && (e === null || x < e);
-    const list = keys.filter(inRange);
-    if (reverse) list.reverse();
-    for (const x of list) {
+    const lowerBound = (x: string) => {
+      let lo = 0;
+      let hi = keys.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (keys[mid]! < x) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo;
+    };
+    const from = lowerBound(s);
+    const to = e === null ? keys.length : lowerBound(e);
+    // `keys` is never mutated (a write drops it and the next call sorts a new array), so a caller may
+    // write while iterating.
+    for (let i = 0; i < to - from; i++) {
+      const x = keys[reverse ? to - 1 - i : from + i]!;
       const v = this.map.get(x);
       if (v !== undefined) yield [Buffer.from(x, 'latin1'), v];
     }
@@ -145,7 +161,8 @@ export function rawTx(kv: RawKV, position: number, index: number): ApplyTx {
       let start: Uint8Array = prefix;
       let stop: Uint8Array = end;
       if (opts.start !== undefined) {
-        if (opts.reverse) stop = opts.start; // reverse: resume below start (exclusive)
+        // reverse: resume below start (exclusive), never above the prefix's end.
+        if (opts.reverse) stop = end.length === 0 || Buffer.compare(Buffer.from(opts.start), end) < 0 ? opts.start : end;
         else start = Buffer.compare(Buffer.from(opts.start), Buffer.from(prefix)) > 0 ? opts.start : prefix;
       }
       let n = 0;
