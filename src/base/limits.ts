@@ -66,10 +66,105 @@ export const limits = {
   logQueuedBytesMax: 64 * MiB,
   /** Committed batches buffered per subscriber before the backend pauses delivery. */
   logSubscriberBufferedBatchesMax: 1024,
+  /** Bytes of committed batches buffered per subscriber (the local log then re-reads from disk). */
+  logSubscriberBufferedBytesMax: 16 * MiB,
+  /** Batches deleted per write transaction when compacting the local log (keeps each step short). */
+  logCompactChunkBatches: 1024,
+  // etcd backend (src/log/etcd.ts).
+  /** Deadline of one etcd request attempt (a put of the log key, a range, a compaction). */
+  logEtcdAttemptMs: 2_000,
+  /** How long append() keeps (re-)sending a batch, queue wait included, before it rejects. */
+  logAppendDeadlineMs: 15_000,
+  /**
+   * Puts of the log key in flight per EtcdLog; group commit merges everything queued behind them, so
+   * batches grow with load. Measured on the 2-core test VM (3 members): 1 gave the most appends/s
+   * and the lowest latency (every put costs etcd CPU; more puts in flight means smaller batches).
+   */
+  logEtcdPutsInFlightMax: 1,
+  /** Pause after a failed etcd attempt (doubles per consecutive failure up to the max). */
+  logEtcdRetryDelayMs: 25,
+  logEtcdRetryDelayMaxMs: 500,
+  /** Largest gRPC message taken from etcd (watch responses are fragmented at etcd's 1.5 MiB limit). */
+  logEtcdReceiveBytesMax: 16 * MiB,
 
   // --- Metadata state machine (src/meta) ---
   /** Applied-but-unresolved sequence numbers remembered per proposer (dedup window). */
   metaProposerWindowMax: 65_536,
+  // State machine core and cluster family (src/meta/state-machine.ts, store.ts, families/cluster.ts).
+  /** Bytes of one state key (LMDB's default maximum key size is 1978 bytes). */
+  metaKeyBytesMax: 1536,
+  /** Bytes of one encoded state record. */
+  metaRecordBytesMax: 1 * MiB,
+  /** Length of a node id and of a cluster id (UTF-16 code units). */
+  metaNodeIdLengthMax: 128,
+  /** Length of a command name (`t`). */
+  metaCommandNameLengthMax: 64,
+  /** Length of a node's advertised address. */
+  metaAddressLengthMax: 256,
+  /** Longest node lease a join or renewal may ask for. */
+  metaLeaseMsMax: 10 * 60_000,
+  /** Share name length (MS-FSCC 2.1.6: no more than 80 characters). */
+  metaShareNameLengthMax: 80,
+  /** Bytes of one share's encoded configuration. */
+  metaShareConfigBytesMax: 64 * KiB,
+  /** Bytes per chunk of a state snapshot stream (and records per restore write transaction / 64). */
+  metaSnapshotChunkBytes: 256 * KiB,
+  /** Proposals a node may have in flight (and readers waiting for a position). */
+  metaPendingProposalsMax: 65_536,
+  /** How long a proposal may take, re-sends included, before it is abandoned. */
+  metaProposeDeadlineMs: 30_000,
+  /** Pause before re-sending a proposal whose append failed. */
+  metaRetryDelayMs: 200,
+  /** Node membership lease (renewed every third of it). */
+  metaNodeLeaseMs: 15_000,
+  /** State snapshots kept in the snapshot store. */
+  metaSnapshotsKept: 3,
+
+  // --- Namespace and extent maps of object-backed shares (src/meta/families/namespace.ts, extents.ts) ---
+  /**
+   * Extent records one command may remove, trim, split or add (ext.punch/truncate/clone/writev,
+   * ns.unlink). Beyond it: fail('limit'); the caller splits the range (see boundedEnd()). ns.unlink
+   * never fails for it: forks too large to free inline go to the reap queue (ext.reap).
+   */
+  metaExtentsPerCommandMax: 4096,
+  /** Writes in one ext.writev (one group commit of the chunked driver). */
+  metaExtentWritesPerBatchMax: 1024,
+  /** Records returned by one read helper call (extentsIn, allocatedRanges, readdir, gcCandidates...). */
+  metaReadEntriesMax: 65_536,
+  /** Largest end of file and highest mapped byte: 64 TiB, the VHDX maximum. */
+  metaFileBytesMax: 2 ** 46,
+  /** Bytes (UTF-8) of an object key in an extent. */
+  metaObjectKeyBytesMax: 512,
+  /** Named streams per file or directory. */
+  metaStreamsPerFileMax: 1024,
+  /** Hard links per file (NTFS's limit). */
+  metaHardLinksMax: 1024,
+  /** Ancestors walked to refuse moving a directory under itself (a 32,767-unit path has fewer levels). */
+  metaTreeDepthMax: 16_384,
+
+  // --- Open table: opens, share modes, oplocks, leases, byte-range locks (src/meta/families/opens.ts) ---
+  /** Opens of one file (all its streams); every share-mode check reads them all (MS-FSA 2.1.5.1.2). */
+  metaOpensPerFileMax: 4096,
+  /** Byte-range locks on one file; every lock request and I/O check reads them all (MS-FSA 2.1.4.10). */
+  metaLocksPerFileMax: 8192,
+  /** Elements of one lock.apply (the LockCount of one SMB2 LOCK request, MS-SMB2 2.2.26). */
+  metaLockElementsMax: 1024,
+  /** Bytes (UTF-8) of a file id, stream name, ClientGuid, CreateGuid, lease key, AppInstanceId or owner. */
+  metaOpenStringBytesMax: 512,
+  /** Durable v1 handle timeout (MS-SMB2 3.3.5.9.6 leaves it implementation-specific). */
+  metaDurableV1TimeoutMs: 60_000,
+  /** Durable v2 / persistent timeout when the client asks for 0 (Windows Server 2022 uses 180 s). */
+  metaDurableV2TimeoutDefaultMs: 180_000,
+  /** Largest durable v2 / persistent timeout granted (MS-SMB2 3.3.5.9.10: at most 300 s). */
+  metaDurableTimeoutMaxMs: 300_000,
+  /** Resilient handle timeout when FSCTL_LMR_REQUEST_RESILIENCY asks for 0, and the largest granted. */
+  metaResilientTimeoutDefaultMs: 120_000,
+  metaResilientTimeoutMaxMs: 300_000,
+  /** A lease or oplock break not acknowledged within this completes as if acknowledged (MS-SMB2 3.3.2.1, 3.3.2.5). */
+  metaLeaseBreakTimeoutMs: 35_000,
+  metaOplockBreakTimeoutMs: 35_000,
+  /** Opens one open.expire or open.node-down command closes or disconnects at most (the caller repeats). */
+  metaOpensPerSweepMax: 256,
 } as const;
 
 // Relationships (asserted at load so a bad edit fails immediately).
@@ -77,3 +172,6 @@ if (limits.frameBytesMax < limits.ioBytesMax + 64 * KiB) throw new Error('limits
 if (limits.frameBytesMax >= 1 << 24) throw new Error('limits: direct-TCP length is 24 bits');
 if (limits.creditsInitial > limits.creditsPerConnectionMax) throw new Error('limits: credits');
 if (limits.asyncRequestsPerConnectionMax > limits.requestsInFlightPerConnectionMax) throw new Error('limits: async');
+// Extent arithmetic (offset + length, objectOffset + length) stays within safe integers.
+if (limits.metaFileBytesMax * 4 > Number.MAX_SAFE_INTEGER) throw new Error('limits: metaFileBytesMax');
+if (limits.metaDurableV2TimeoutDefaultMs > limits.metaDurableTimeoutMaxMs) throw new Error('limits: durable timeouts');
