@@ -41,6 +41,7 @@ function arg(name: string, dflt: string): string {
 const seconds = Number(arg('seconds', '4'));
 const levels = arg('levels', '1,16,256').split(',').map(Number);
 const outFile = arg('out', '');
+const backends = arg('backends', 'local,etcd').split(',');
 
 function pct(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
@@ -131,7 +132,10 @@ async function main(): Promise<void> {
   let cluster: Awaited<ReturnType<typeof startEtcdCluster>> | undefined;
   try {
     console.log(`bench:meta: ${seconds}s per measurement, proposers ${levels.join('/')}`);
-    all.push(...(await serviceBench('local log', await LocalLog.open({ dir: join(dir, 'local-log') }), join(dir, 'local-state'))));
+    if (backends.includes('local')) {
+      all.push(...(await serviceBench('local log', await LocalLog.open({ dir: join(dir, 'local-log') }), join(dir, 'local-state'))));
+    }
+    if (!backends.includes('etcd')) return;
     cluster = await startEtcdCluster({ members: 3, name: 'bench-meta' });
     const etcdLog = await EtcdLog.open({ endpoints: cluster.endpoints, prefix: '/tessera/bench' });
     all.push(...(await serviceBench('etcd log (3 members)', etcdLog, join(dir, 'etcd-state'))));
@@ -139,7 +143,11 @@ async function main(): Promise<void> {
   } finally {
     await cluster?.stop();
     await rm(dir, { recursive: true, force: true });
+    summary(all);
   }
+}
+
+function summary(all: Figures[]): void {
   const get = (what: string, n: number) => all.find((f) => f.what.startsWith(what) && f.proposers === n);
   const top = Math.max(...levels);
   const local = get('local', top);
@@ -147,6 +155,15 @@ async function main(): Promise<void> {
   const raw = get('raw', top);
   const ratio = etcd && raw && raw.perSec > 0 ? etcd.perSec / raw.perSec : NaN;
   if (outFile) {
+    void writeResults(all);
+  }
+  console.log(
+    `bench:meta summary: local_${top}=${Math.round(local?.perSec ?? NaN)}/s etcd_${top}=${Math.round(etcd?.perSec ?? NaN)}/s raw_put_${top}=${Math.round(raw?.perSec ?? NaN)}/s etcd_p99=${etcd?.p99Ms.toFixed(1)}ms etcd_vs_raw_x=${ratio.toFixed(2)}`,
+  );
+}
+
+async function writeResults(all: Figures[]): Promise<void> {
+  {
     const rows = all.map(
       (f) => `| ${f.what} | ${f.proposers} | ${Math.round(f.perSec).toLocaleString('en-US')} | ${f.p50Ms.toFixed(2)} | ${f.p99Ms.toFixed(2)} | ${f.errors} |`,
     );
@@ -155,9 +172,6 @@ async function main(): Promise<void> {
       ['| backend | proposers | commands/s | p50 ms | p99 ms | errors |', '|---|---|---|---|---|---|', ...rows, ''].join('\n'),
     );
   }
-  console.log(
-    `bench:meta summary: local_${top}=${Math.round(local?.perSec ?? NaN)}/s etcd_${top}=${Math.round(etcd?.perSec ?? NaN)}/s raw_put_${top}=${Math.round(raw?.perSec ?? NaN)}/s etcd_p99=${etcd?.p99Ms.toFixed(1)}ms etcd_vs_raw_x=${ratio.toFixed(2)}`,
-  );
 }
 
 main().catch((err) => {
