@@ -117,6 +117,12 @@ export const limits = {
   metaRetryDelayMs: 200,
   /** Node membership lease (renewed every third of it). */
   metaNodeLeaseMs: 15_000,
+  /** Committed batches queued for apply before the log is asked to wait. */
+  metaApplyQueueBatchesMax: 4096,
+  /** Entries applied in one state transaction at most (bounds one event-loop stall). */
+  metaApplyEntriesPerCommitMax: 16_384,
+  /** Applied batches between automatic snapshots (log history kept behind the latest snapshot). */
+  metaSnapshotEveryBatches: 50_000,
   /** State snapshots kept in the snapshot store. */
   metaSnapshotsKept: 3,
 

@@ -70,7 +70,10 @@ export interface MetaServiceOptions {
   address?: string;
   /** Where snapshots go; without one, history is compacted only behind durable local state (local log). */
   snapshots?: SnapshotStore;
-  /** Take a snapshot (and compact) after this many applied batches; 0 = only on snapshotNow(). */
+  /**
+   * Take a snapshot (and compact) after this many applied batches; 0 = only on snapshotNow().
+   * Defaults to limits.metaSnapshotEveryBatches when a snapshot store is given, else 0.
+   */
   snapshotEveryBatches?: number;
   /** Compact the log behind durable local state without a snapshot store (single-node local log). */
   compactLocally?: boolean;
@@ -126,6 +129,9 @@ export class MetaService {
   private batchesSinceSnapshot = 0;
   private snapshotting: Promise<void> | undefined;
   private readonly retryDelayMs: number;
+  private applyQueue: LogBatch[] = [];
+  private applyScheduled = false;
+  private readonly applyWaiters: (() => void)[] = [];
   private restoring = false;
 
   private constructor(opts: MetaServiceOptions) {
@@ -330,20 +336,60 @@ export class MetaService {
     this.logger.info({ from, to: pos, bytes: snap.bytes }, 'meta: restored state snapshot');
   }
 
-  private onBatch(batch: LogBatch): void {
+  /**
+   * Batches are queued and applied on the next event-loop turn, all that arrived meanwhile in one
+   * store transaction (one sync): a burst, or a node catching up, costs one commit, not one each.
+   */
+  private onBatch(batch: LogBatch): void | Promise<void> {
     if (this.failed || this.closed) return;
-    let out: ApplyOutcome;
+    this.applyQueue.push(batch);
+    if (!this.applyScheduled) {
+      this.applyScheduled = true;
+      setImmediate(() => this.drainApply());
+    }
+    // Backpressure: the log waits before delivering more once enough is queued.
+    if (this.applyQueue.length >= limits.metaApplyQueueBatchesMax) {
+      return new Promise<void>((resolve) => this.applyWaiters.push(resolve));
+    }
+  }
+
+  private drainApply(): void {
+    this.applyScheduled = false;
+    if (this.failed || this.closed) {
+      this.applyQueue = [];
+      for (const w of this.applyWaiters.splice(0)) w();
+      return;
+    }
+    // At most metaApplyEntriesPerCommitMax entries per transaction (bounds the event-loop stall).
+    let n = 0;
+    let entries = 0;
+    while (n < this.applyQueue.length && (n === 0 || entries + this.applyQueue[n]!.entries.length <= limits.metaApplyEntriesPerCommitMax)) {
+      entries += this.applyQueue[n]!.entries.length;
+      n++;
+    }
+    const batches = this.applyQueue.splice(0, n);
+    if (this.applyQueue.length > 0) {
+      this.applyScheduled = true;
+      setImmediate(() => this.drainApply());
+    } else {
+      for (const w of this.applyWaiters.splice(0)) w();
+    }
+    let outs: ApplyOutcome[];
     try {
-      out = this.machine.applyBatch(batch);
+      outs = this.machine.applyBatches(batches);
     } catch (err) {
+      const at = `${batches[0]!.position}..${batches[batches.length - 1]!.position}`;
       if (err instanceof MetaVersionError) {
-        this.fail(new MetaError('version-mismatch', `cannot apply position ${batch.position}: ${err.message}`, { cause: err }));
+        this.fail(new MetaError('version-mismatch', `cannot apply positions ${at}: ${err.message}`, { cause: err }));
       } else {
         this.fail(err as Error);
       }
       return;
     }
-    this.onApplied(out);
+    for (const out of outs) {
+      this.onApplied(out);
+      if (this.failed) return;
+    }
   }
 
   private onApplied(out: ApplyOutcome): void {
@@ -388,7 +434,7 @@ export class MetaService {
     }
     if (out.changed.length > 0 && this.watchers.size > 0) this.notifyWatchers(out.changed, pos);
     this.batchesSinceSnapshot++;
-    const every = this.opts.snapshotEveryBatches ?? 0;
+    const every = this.opts.snapshotEveryBatches ?? (this.opts.snapshots ? limits.metaSnapshotEveryBatches : 0);
     if (every > 0 && this.batchesSinceSnapshot >= every && !this.snapshotting) {
       this.snapshotting = this.snapshotNow()
         .then(() => undefined)
@@ -418,6 +464,8 @@ export class MetaService {
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
     for (const w of this.positionWaiters.splice(0)) w.reject(err);
+    this.applyQueue = [];
+    for (const w of this.applyWaiters.splice(0)) w();
     if (this.renewTimer) clearInterval(this.renewTimer);
   }
 

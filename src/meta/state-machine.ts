@@ -122,31 +122,56 @@ export class StateMachine {
    * store failure (nothing of the batch was applied).
    */
   applyBatch(batch: LogBatch): ApplyOutcome {
+    return this.applyBatches([batch])[0] ?? { position: batch.position, results: [], changed: [] };
+  }
+
+  /**
+   * Applies consecutive committed batches in one store transaction (one sync for all of them: a
+   * node catching up, or a burst delivered while the previous apply ran). Same results as applying
+   * them one by one; on a throw nothing of any of them is applied. Returns the outcomes of the
+   * batches applied (those at or below the applied position are skipped and not reported).
+   */
+  applyBatches(batches: readonly LogBatch[]): ApplyOutcome[] {
     if (this.fatal) throw this.fatal;
     if (this.restoring) throw new TesseraError('TESSERA_INTERNAL', 'meta: applyBatch while a snapshot is being restored');
-    const position = batch.position;
-    if (!Number.isSafeInteger(position) || position <= 0) {
-      throw new TesseraError('TESSERA_INTERNAL', `meta: bad batch position ${String(position)}`);
+    let last = this.store.position();
+    const todo: LogBatch[] = [];
+    const outcomes: ApplyOutcome[] = [];
+    for (const batch of batches) {
+      const position = batch.position;
+      if (!Number.isSafeInteger(position) || position <= 0) {
+        throw new TesseraError('TESSERA_INTERNAL', `meta: bad batch position ${String(position)}`);
+      }
+      if (position <= last) continue;
+      last = position;
+      todo.push(batch);
     }
-    if (position <= this.store.position()) return { position, results: [], changed: [] };
-    const results: AppliedResult[] = [];
-    const ctx: BatchContext = { position, proposers: new Map(), incarnations: new Map(), changed: new Map() };
+    if (todo.length === 0) return [];
+    const ctxs: BatchContext[] = [];
     try {
       this.store.write((w) => {
-        for (let index = 0; index < batch.entries.length; index++) {
-          results.push(this.applyEntry(w, ctx, index, batch.entries[index]!));
+        for (const batch of todo) {
+          const ctx: BatchContext = { position: batch.position, proposers: new Map(), incarnations: new Map(), changed: new Map() };
+          const results: AppliedResult[] = [];
+          for (let index = 0; index < batch.entries.length; index++) {
+            results.push(this.applyEntry(w, ctx, index, batch.entries[index]!));
+          }
+          // Dedup records, written once per batch (in first-seen order: the same on every node).
+          for (const [n, p] of ctx.proposers) if (p.dirty) w.putRaw(proposerKey(n), encodeRecord(p.rec));
+          ctxs.push(ctx);
+          outcomes.push({ position: batch.position, results, changed: [] });
         }
-        // Dedup records, written once per batch (in first-seen order: the same on every node).
-        for (const [n, p] of ctx.proposers) if (p.dirty) w.putRaw(proposerKey(n), encodeRecord(p.rec));
-        w.setPosition(position);
+        w.setPosition(last);
       });
     } catch (err) {
       if (err instanceof MetaVersionError) this.fatal = err;
       throw err;
     }
-    const changed = ctx.changed;
-    const keys = [...changed.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map((s) => changed.get(s)!);
-    return { position, results, changed: keys };
+    for (let i = 0; i < ctxs.length; i++) {
+      const changed = ctxs[i]!.changed;
+      outcomes[i]!.changed = [...changed.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map((s) => changed.get(s)!);
+    }
+    return outcomes;
   }
 
   private applyEntry(w: StoreWriter, ctx: BatchContext, index: number, bytes: Uint8Array): AppliedResult {
