@@ -137,7 +137,8 @@ async function main(): Promise<void> {
     }
     if (!backends.includes('etcd')) return;
     cluster = await startEtcdCluster({ members: 3, name: 'bench-meta' });
-    const etcdLog = await EtcdLog.open({ endpoints: cluster.endpoints, prefix: '/tessera/bench' });
+    const putsInFlight = Number(arg('puts-in-flight', '0')) || undefined;
+    const etcdLog = await EtcdLog.open({ endpoints: cluster.endpoints, prefix: '/tessera/bench', putsInFlight });
     all.push(...(await serviceBench('etcd log (3 members)', etcdLog, join(dir, 'etcd-state'))));
     all.push(...(await rawEtcdBench(cluster.endpoints)));
   } finally {

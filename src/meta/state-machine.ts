@@ -26,7 +26,7 @@ import type { LogBatch } from '../log/spi.js';
 import { RECORD_VERSION } from './codec.js';
 import { decodeEntry, MetaVersionError, type Entry } from './entry.js';
 import { key } from './keys.js';
-import { Overlay, StoreLimitError, type StateStore, type StoreReader, type StoreWriter } from './store.js';
+import { Overlay, StoreLimitError, type StateStore, type StoreReader } from './store.js';
 import { decodeRecord, encodeRecord, fail, rawTx, type ApplyTx, type Command, type CommandResult, type HandlerTable, type RawKV, type ReadTx } from './tx.js';
 
 export { MetaVersionError } from './entry.js';
@@ -149,7 +149,11 @@ export class StateMachine {
     if (todo.length === 0) return [];
     const ctxs: BatchContext[] = [];
     try {
-      this.store.write((w) => {
+      this.store.write((store) => {
+        // Writes of the whole transaction gather in memory and reach the store once, in key order, at
+        // the end: keys that every command touches (id counters, a parent directory) are read from
+        // and written to the store once per transaction instead of once per command.
+        const w = new Overlay(store);
         for (const batch of todo) {
           const ctx: BatchContext = { position: batch.position, proposers: new Map(), incarnations: new Map(), changed: new Map() };
           const results: AppliedResult[] = [];
@@ -161,7 +165,8 @@ export class StateMachine {
           ctxs.push(ctx);
           outcomes.push({ position: batch.position, results, changed: [] });
         }
-        w.setPosition(last);
+        w.commitTo(store);
+        store.setPosition(last);
       });
     } catch (err) {
       if (err instanceof MetaVersionError) this.fatal = err;
@@ -174,7 +179,7 @@ export class StateMachine {
     return outcomes;
   }
 
-  private applyEntry(w: StoreWriter, ctx: BatchContext, index: number, bytes: Uint8Array): AppliedResult {
+  private applyEntry(w: RawKV, ctx: BatchContext, index: number, bytes: Uint8Array): AppliedResult {
     let e: Entry;
     try {
       e = decodeEntry(bytes);

@@ -141,7 +141,18 @@ export class Overlay implements RawKV {
     const s = str(start);
     const e = end.length === 0 ? null : str(end);
     // Pending keys in range, in iteration order (a copy: writes during iteration do not disturb it).
-    const mine = this.order().filter((x) => x >= s && (e === null || x < e));
+    const all = this.order();
+    const lowerBound = (x: string) => {
+      let lo = 0;
+      let hi = all.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (all[mid]! < x) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo;
+    };
+    const mine = all.slice(lowerBound(s), e === null ? all.length : lowerBound(e));
     if (reverse) mine.reverse();
     const base = this.base.rangeRaw(start, end, reverse)[Symbol.iterator]();
     let b = base.next();
