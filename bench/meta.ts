@@ -8,10 +8,13 @@
 // a one-line summary ending in etcd_vs_raw_x = etcd-backend commands/s at 256 proposers over raw
 // puts/s at 256.
 //
-// Options: --seconds N (per measurement, default 4), --levels 1,16,256, --out FILE (markdown).
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// Options: --seconds N (per measurement, default 4), --levels 1,16,256, --backends local,etcd,
+// --puts-in-flight N (etcd), --out FILE (markdown section; default bench/RESULTS.md), --no-results-md.
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
 import { EtcdLog } from '../src/log/etcd.js';
 import { LocalLog } from '../src/log/local.js';
@@ -21,6 +24,7 @@ import { MetaService } from '../src/meta/service.js';
 import { StateMachine } from '../src/meta/state-machine.js';
 import { LmdbStateStore } from '../src/meta/store.js';
 import { startEtcdCluster } from '../test/helpers/etcd-cluster.js';
+import { writeSection } from './lib/results-section.js';
 
 interface Figures {
   what: string;
@@ -40,7 +44,8 @@ function arg(name: string, dflt: string): string {
 
 const seconds = Number(arg('seconds', '4'));
 const levels = arg('levels', '1,16,256').split(',').map(Number);
-const outFile = arg('out', '');
+// Results go to bench/RESULTS.md (section "meta") unless --out FILE or --no-results-md.
+const outFile = process.argv.includes('--no-results-md') ? '' : arg('out', join(dirname(fileURLToPath(import.meta.url)), 'RESULTS.md'));
 const backends = arg('backends', 'local,etcd').split(',');
 
 function pct(sorted: Float64Array, p: number): number {
@@ -155,24 +160,38 @@ function summary(all: Figures[]): void {
   const etcd = get('etcd', top);
   const raw = get('raw', top);
   const ratio = etcd && raw && raw.perSec > 0 ? etcd.perSec / raw.perSec : NaN;
-  if (outFile) {
-    void writeResults(all);
-  }
-  console.log(
-    `bench:meta summary: local_${top}=${Math.round(local?.perSec ?? NaN)}/s etcd_${top}=${Math.round(etcd?.perSec ?? NaN)}/s raw_put_${top}=${Math.round(raw?.perSec ?? NaN)}/s etcd_p99=${etcd?.p99Ms.toFixed(1)}ms etcd_vs_raw_x=${ratio.toFixed(2)}`,
-  );
+  const line = `bench:meta summary: local_${top}=${Math.round(local?.perSec ?? NaN)}/s etcd_${top}=${Math.round(etcd?.perSec ?? NaN)}/s raw_put_${top}=${Math.round(raw?.perSec ?? NaN)}/s etcd_p99=${etcd?.p99Ms.toFixed(1)}ms etcd_vs_raw_x=${ratio.toFixed(2)}`;
+  if (outFile && all.length > 0) writeResults(all, line);
+  console.log(line);
 }
 
-async function writeResults(all: Figures[]): Promise<void> {
-  {
-    const rows = all.map(
-      (f) => `| ${f.what} | ${f.proposers} | ${Math.round(f.perSec).toLocaleString('en-US')} | ${f.p50Ms.toFixed(2)} | ${f.p99Ms.toFixed(2)} | ${f.errors} |`,
-    );
-    await writeFile(
-      outFile,
-      ['| backend | proposers | commands/s | p50 ms | p99 ms | errors |', '|---|---|---|---|---|---|', ...rows, ''].join('\n'),
-    );
+function writeResults(all: Figures[], summaryLine: string): void {
+  const rows = all.map(
+    (f) => `| ${f.what} | ${f.proposers} | ${Math.round(f.perSec).toLocaleString('en-US')} | ${f.p50Ms.toFixed(2)} | ${f.p99Ms.toFixed(2)} | ${f.errors} |`,
+  );
+  let rev = 'unknown';
+  try {
+    rev = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+  } catch {
+    /* not a git checkout */
   }
+  const body = [
+    '## Metadata log (`npm run bench:meta`)',
+    '',
+    `Run ${new Date().toISOString()}, git ${rev}, ${cpus().length} cores, ${seconds} s per measurement. One node proposes`,
+    '`ns.create` commands (a dirent, an inode, counters) from N closed-loop proposers; a command counts once the',
+    "proposer has its result from its own node's state machine (committed and applied). etcd: three members",
+    'on loopback started by the benchmark (data in /dev/shm), same machine. Raw etcd put: the same client',
+    'library, one put of a single key per operation, same concurrency, same run.',
+    '',
+    '| backend | proposers | commands/s | p50 ms | p99 ms | errors |',
+    '|---|---|---|---|---|---|',
+    ...rows,
+    '',
+    `\`${summaryLine}\``,
+    '',
+  ].join('\n');
+  writeSection(outFile, 'meta', body);
 }
 
 main().catch((err) => {

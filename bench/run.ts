@@ -14,6 +14,7 @@ import { failed, serverKinds, workloadIds, type ServerKind, type Table, type Wor
 import { renderResults, renderTable, type ReportHeader } from './lib/report.js';
 import { buildTools, type BuiltTools } from './lib/tools.js';
 import { workloads, type BenchEnv, type BenchParams } from './lib/workloads.js';
+import { otherSections } from './lib/results-section.js';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(benchDir, '..');
@@ -279,7 +280,11 @@ async function main(): Promise<number> {
   const json = JSON.stringify({ header, params, tables }, null, 2);
   writeFileSync(join(outDir, `results-${stamp}.json`), json);
   writeFileSync(join(outDir, 'results-latest.json'), json);
-  if (!flags['no-results-md']) writeFileSync(join(benchDir, 'RESULTS.md'), md);
+  if (!flags['no-results-md']) {
+    // Keep the sections other benchmarks own (bench:meta) below this run's report.
+    const others = otherSections(join(benchDir, 'RESULTS.md'), 'smb');
+    writeFileSync(join(benchDir, 'RESULTS.md'), others ? `${md.trimEnd()}\n\n${others}` : md);
+  }
   process.stdout.write(`\nTessera: ${tesseraStatus}\nresults: ${flags['no-results-md'] ? '' : 'bench/RESULTS.md, '}bench/out/results-${stamp}.json\n`);
 
   // The reference must work: a failed Samba row means the harness or the machine is broken.
