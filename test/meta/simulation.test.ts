@@ -61,6 +61,7 @@ interface RunResult {
   wipes: number;
   snapshots: number;
   batches: number;
+  probes: number;
 }
 
 const FAULT_MIXES: SimFaults[] = [
@@ -81,10 +82,11 @@ async function runSimulation(seed: number, steps: number): Promise<RunResult> {
     svc: undefined,
     gen: { node: name, inc: 0, now: clock.t, openIds: [] },
   }));
-  const res: RunResult = { seed, position: 0, hashes: [], acked: 0, unavailable: 0, unknown: 0, crashes: 0, wipes: 0, snapshots: 0, batches: 0 };
+  const res: RunResult = { seed, position: 0, hashes: [], acked: 0, unavailable: 0, unknown: 0, crashes: 0, wipes: 0, snapshots: 0, batches: 0, probes: 0 };
   // Outcome of every test.incr proposal: 'ok' | 'unavailable' | 'unknown' (closed by a crash).
   const outcomes = new Map<string, 'ok' | 'unavailable' | 'unknown'>();
   const inflight = new Set<Promise<void>>();
+  const hashAt = new Map<number, { node: string; hash: string }>();
   let nextId = 0;
 
   const start = async (n: SimNode): Promise<void> => {
@@ -174,6 +176,20 @@ async function runSimulation(seed: number, steps: number): Promise<RunResult> {
       clock.t += 500; // lets deadlines pass: proposals get abandoned
     }
     for (let i = r.int(3); i > 0; i--) await turn();
+    // Identical state at the same position, all along (not only at the end): sample a node's hash
+    // and compare it with what any node had at that position.
+    if (step % 8 === 0) {
+      const probe = nodes.filter((n) => n.svc && !n.svc.failure);
+      for (const n of probe) {
+        const h = n.svc!.stateHash();
+        const prev = hashAt.get(h.position);
+        if (prev === undefined) hashAt.set(h.position, { node: n.name, hash: h.hash });
+        else {
+          expect(h.hash, `seed ${seed}: ${n.name} and ${prev.node} differ at position ${h.position}`).toBe(prev.hash);
+          res.probes++;
+        }
+      }
+    }
   }
 
   // Quiesce: no faults, everyone up, every proposal settled, everyone caught up.
@@ -217,7 +233,7 @@ async function runSimulation(seed: number, steps: number): Promise<RunResult> {
 }
 
 describe('seeded simulation of the metadata service (3 nodes, faulty log, crashes, wipes, snapshots)', () => {
-  const seeds = simSeeds(Number(process.env.SIM_SEEDS ?? 6));
+  const seeds = simSeeds(Number(process.env.SIM_SEEDS ?? 10));
   for (const seed of seeds) {
     it(`seed ${seed}`, async () => {
       let res: RunResult;
@@ -230,7 +246,7 @@ describe('seeded simulation of the metadata service (3 nodes, faulty log, crashe
       expect(new Set(res.hashes).size, `seed ${seed}: nodes disagree: ${res.hashes.join(' ')}`).toBe(1);
       expect(res.acked).toBeGreaterThan(100);
       console.log(
-        `sim seed ${seed}: position ${res.position}, ${res.batches} batches kept, acked ${res.acked}, unavailable ${res.unavailable}, unknown ${res.unknown}, crashes ${res.crashes}, wipes ${res.wipes}, snapshots ${res.snapshots}`,
+        `sim seed ${seed}: position ${res.position}, ${res.batches} batches kept, acked ${res.acked}, unavailable ${res.unavailable}, unknown ${res.unknown}, crashes ${res.crashes}, wipes ${res.wipes}, snapshots ${res.snapshots}, ${res.probes} mid-run hash comparisons at equal positions`,
       );
     });
   }
