@@ -101,6 +101,15 @@ async function serviceBench(what: string, log: ReplicatedLog, stateDir: string):
     out.push(f);
     console.log(line(f));
   }
+  // The same at the highest concurrency with sys.noop (no state change beyond the dedup record):
+  // the cost of the log and the service alone, without a command's own apply work.
+  const top = Math.max(...levels);
+  const noop = await closedLoop(`${what}, sys.noop`, top, seconds, async () => {
+    const r = await svc.propose({ t: 'sys.noop' });
+    if (!r.ok) throw new Error(r.message);
+  });
+  out.push(noop);
+  console.log(line(noop));
   await svc.close();
   await log.close();
   await store.close();
@@ -145,7 +154,7 @@ async function main(): Promise<void> {
     const putsInFlight = Number(arg('puts-in-flight', '0')) || undefined;
     const etcdLog = await EtcdLog.open({ endpoints: cluster.endpoints, prefix: '/tessera/bench', putsInFlight });
     all.push(...(await serviceBench('etcd log (3 members)', etcdLog, join(dir, 'etcd-state'))));
-    all.push(...(await rawEtcdBench(cluster.endpoints)));
+    if (!process.argv.includes('--no-raw')) all.push(...(await rawEtcdBench(cluster.endpoints)));
   } finally {
     await cluster?.stop();
     await rm(dir, { recursive: true, force: true });
@@ -154,7 +163,7 @@ async function main(): Promise<void> {
 }
 
 function summary(all: Figures[]): void {
-  const get = (what: string, n: number) => all.find((f) => f.what.startsWith(what) && f.proposers === n);
+  const get = (what: string, n: number) => all.find((f) => f.what.startsWith(what) && !f.what.includes('noop') && f.proposers === n);
   const top = Math.max(...levels);
   const local = get('local', top);
   const etcd = get('etcd', top);
@@ -179,7 +188,8 @@ function writeResults(all: Figures[], summaryLine: string): void {
     '## Metadata log (`npm run bench:meta`)',
     '',
     `Run ${new Date().toISOString()}, git ${rev}, ${cpus().length} cores, ${seconds} s per measurement. One node proposes`,
-    '`ns.create` commands (a dirent, an inode, counters) from N closed-loop proposers; a command counts once the',
+    '`ns.create` commands (a dirent, an inode, counters) from N closed-loop proposers (rows "sys.noop": a command',
+    'that changes nothing but the dedup record, i.e. the log and service alone); a command counts once the',
     "proposer has its result from its own node's state machine (committed and applied). etcd: three members",
     'on loopback started by the benchmark (data in /dev/shm), same machine. Raw etcd put: the same client',
     'library, one put of a single key per operation, same concurrency, same run.',
