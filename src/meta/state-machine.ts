@@ -27,7 +27,7 @@ import { RECORD_VERSION } from './codec.js';
 import { decodeEntry, MetaVersionError, type Entry } from './entry.js';
 import { key } from './keys.js';
 import { Overlay, StoreLimitError, type StateStore, type StoreReader } from './store.js';
-import { decodeRecord, encodeRecord, fail, rawTx, type ApplyTx, type Command, type CommandResult, type HandlerTable, type RawKV, type ReadTx } from './tx.js';
+import { decodeRecord, encodeRecord, fail, lowerBound, rawTx, type ApplyTx, type Command, type CommandResult, type HandlerTable, type RawKV, type ReadTx } from './tx.js';
 
 export { MetaVersionError } from './entry.js';
 
@@ -348,25 +348,13 @@ function startsWith(k: Buffer, prefix: Buffer): boolean {
 }
 
 function indexOf(sorted: readonly number[], x: number): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (sorted[mid]! < x) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo < sorted.length && sorted[lo] === x ? lo : -1;
+  const i = lowerBound(sorted, x);
+  return i < sorted.length && sorted[i] === x ? i : -1;
 }
 
 function insertSorted(sorted: number[], x: number): void {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (sorted[mid]! < x) lo = mid + 1;
-    else hi = mid;
-  }
-  if (sorted[lo] !== x) sorted.splice(lo, 0, x);
+  const i = lowerBound(sorted, x);
+  if (sorted[i] !== x) sorted.splice(i, 0, x);
 }
 
 function readTx(r: StoreReader): ReadTx {

@@ -7,7 +7,7 @@
 import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';
 import { TesseraError } from '../base/errors.js';
 import { limits } from '../base/limits.js';
-import { MemoryStore, type RawKV } from './tx.js';
+import { lowerBound, MemoryStore, type RawKV } from './tx.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -142,17 +142,7 @@ export class Overlay implements RawKV {
     const e = end.length === 0 ? null : str(end);
     // Pending keys in range, in iteration order (a copy: writes during iteration do not disturb it).
     const all = this.order();
-    const lowerBound = (x: string) => {
-      let lo = 0;
-      let hi = all.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (all[mid]! < x) lo = mid + 1;
-        else hi = mid;
-      }
-      return lo;
-    };
-    const mine = all.slice(lowerBound(s), e === null ? all.length : lowerBound(e));
+    const mine = all.slice(lowerBound(all, s), e === null ? all.length : lowerBound(all, e));
     if (reverse) mine.reverse();
     const base = this.base.rangeRaw(start, end, reverse)[Symbol.iterator]();
     let b = base.next();

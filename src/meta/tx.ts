@@ -57,6 +57,45 @@ export type CommandResult =
   | { ok: true; value?: unknown }
   | { ok: false; code: MetaErrorCode; message: string };
 
+/** Thrown by a handler's checks; guarded() turns it into fail(code, message). */
+export class Refusal extends Error {
+  constructor(
+    readonly code: MetaErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'Refusal';
+  }
+}
+
+export function refuse(code: MetaErrorCode, message: string): never {
+  throw new Refusal(code, message);
+}
+
+/** Wraps a handler so a Refusal thrown by its checks becomes fail(code, message). */
+export function guarded(fn: (tx: ApplyTx, cmd: Command) => CommandResult): (tx: ApplyTx, cmd: Command) => CommandResult {
+  return (tx, cmd) => {
+    try {
+      return fn(tx, cmd);
+    } catch (e) {
+      if (e instanceof Refusal) return fail(e.code, e.message);
+      throw e;
+    }
+  };
+}
+
+/** Index of the first element of ascending `sorted` that is >= x (sorted.length if none). */
+export function lowerBound<T extends string | number>(sorted: readonly T[], x: T): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid]! < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 export const ok = (value?: unknown): CommandResult => (value === undefined ? { ok: true } : { ok: true, value });
 export const fail = (code: MetaErrorCode, message: string): CommandResult => ({ ok: false, code, message });
 
@@ -114,18 +153,8 @@ export class MemoryStore {
     const keys = this.sorted;
     const s = Buffer.from(start).toString('latin1');
     const e = end.length === 0 ? null : Buffer.from(end).toString('latin1');
-    const lowerBound = (x: string) => {
-      let lo = 0;
-      let hi = keys.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (keys[mid]! < x) lo = mid + 1;
-        else hi = mid;
-      }
-      return lo;
-    };
-    const from = lowerBound(s);
-    const to = e === null ? keys.length : lowerBound(e);
+    const from = lowerBound(keys, s);
+    const to = e === null ? keys.length : lowerBound(keys, e);
     // `keys` is never mutated (a write drops it and the next call sorts a new array), so a caller may
     // write while iterating.
     for (let i = 0; i < to - from; i++) {

@@ -15,7 +15,7 @@
 //   ('ctr', 'ino' | 'fork')          -> Counter          last id handed out
 import { limits } from '../../base/limits.js';
 import { key } from '../keys.js';
-import { fail, type ApplyTx, type Command, type CommandResult, type MetaErrorCode, type ReadTx } from '../tx.js';
+import { type Command, type ReadTx } from '../tx.js';
 
 /** FILETIME: 100 ns intervals since 1601-01-01 UTC (MS-DTYP 2.3.3). */
 export type Filetime = bigint;
@@ -169,19 +169,8 @@ export function getFork(tx: ReadTx, fork: number): ForkRecord | undefined {
 // ---- argument checks ----
 
 /** A refused command detected before any write; handlers turn it into fail(code, message). */
-export class Refusal extends Error {
-  constructor(
-    readonly code: MetaErrorCode,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'Refusal';
-  }
-}
-
-export function refuse(code: MetaErrorCode, message: string): never {
-  throw new Refusal(code, message);
-}
+import { refuse } from '../tx.js';
+export { guarded, Refusal, refuse } from '../tx.js';
 
 export const isId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
 
@@ -301,17 +290,6 @@ export function argObjectKey(cmd: Command, field: string, v: unknown = cmd[field
   return v;
 }
 
-/** Wraps a handler so a Refusal thrown by its checks becomes fail(code, message). */
-export function guarded(fn: (tx: ApplyTx, cmd: Command) => CommandResult): (tx: ApplyTx, cmd: Command) => CommandResult {
-  return (tx, cmd) => {
-    try {
-      return fn(tx, cmd);
-    } catch (e) {
-      if (e instanceof Refusal) return fail(e.code, e.message);
-      throw e;
-    }
-  };
-}
 
 /** Work budget of one command (limits.metaExtentsPerCommandMax extent records). */
 export class Budget {

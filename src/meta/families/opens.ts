@@ -39,7 +39,7 @@
 //   the result is ok with `failed` set, so those writes are not rolled back.
 import { limits } from '../../base/limits.js';
 import { decodeKey, key } from '../keys.js';
-import { fail, ok, type ApplyTx, type Command, type CommandResult, type HandlerTable, type MetaErrorCode, type ReadTx } from '../tx.js';
+import { guarded, ok, refuse, type ApplyTx, type Command, type CommandResult, type HandlerTable, type ReadTx } from '../tx.js';
 
 // ---- constants (MS-SMB2 2.2.13, 2.2.13.1.1, 2.2.13.2.8) ----
 
@@ -205,18 +205,6 @@ const leaseId = (clientGuid: string, leaseKey: string): string => `${clientGuid}
 
 // ---- argument checks ----
 
-class Refusal extends Error {
-  constructor(
-    readonly code: MetaErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-function refuse(code: MetaErrorCode, message: string): never {
-  throw new Refusal(code, message);
-}
 
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
@@ -283,17 +271,6 @@ function oneOf<T extends string>(cmd: Command, field: string, v: unknown, values
   return v as T;
 }
 
-/** Wraps a handler so a Refusal becomes fail(code, message) (the state machine discards its writes). */
-function guarded(fn: (tx: ApplyTx, cmd: Command) => CommandResult): (tx: ApplyTx, cmd: Command) => CommandResult {
-  return (tx, cmd) => {
-    try {
-      return fn(tx, cmd);
-    } catch (e) {
-      if (e instanceof Refusal) return fail(e.code, e.message);
-      throw e;
-    }
-  };
-}
 
 // ---- 64-bit helpers ----
 
