@@ -72,7 +72,8 @@ export interface MetaServiceOptions {
   snapshots?: SnapshotStore;
   /**
    * Take a snapshot (and compact) after this many applied batches; 0 = only on snapshotNow().
-   * Defaults to limits.metaSnapshotEveryBatches when a snapshot store is given, else 0.
+   * Defaults to limits.metaSnapshotEveryBatches when a snapshot store is given or compactLocally is
+   * set, else 0 (the log keeps all history).
    */
   snapshotEveryBatches?: number;
   /** Compact the log behind durable local state without a snapshot store (single-node local log). */
@@ -434,7 +435,7 @@ export class MetaService {
     }
     if (out.changed.length > 0 && this.watchers.size > 0) this.notifyWatchers(out.changed, pos);
     this.batchesSinceSnapshot++;
-    const every = this.opts.snapshotEveryBatches ?? (this.opts.snapshots ? limits.metaSnapshotEveryBatches : 0);
+    const every = this.opts.snapshotEveryBatches ?? (this.opts.snapshots || this.opts.compactLocally ? limits.metaSnapshotEveryBatches : 0);
     if (every > 0 && this.batchesSinceSnapshot >= every && !this.snapshotting) {
       this.snapshotting = this.snapshotNow()
         .then(() => undefined)
