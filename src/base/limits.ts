@@ -171,6 +171,24 @@ export const limits = {
   metaOplockBreakTimeoutMs: 35_000,
   /** Opens one open.expire or open.node-down command closes or disconnects at most (the caller repeats). */
   metaOpensPerSweepMax: 256,
+
+  // --- Object store (src/objstore) ---
+  /** Object key length (ASCII); the metadata's object references use the same bound. */
+  objstoreKeyBytesMax: 512,
+  /** Largest object put in one request (segments of the chunked driver are far smaller). */
+  objstoreObjectBytesMax: 256 * MiB,
+  /** Keys per deleteMany (S3 DeleteObjects allows 1000). */
+  objstoreDeleteBatchMax: 1000,
+  /** Objects per list page (S3 ListObjectsV2 returns at most 1000). */
+  objstoreListPageMax: 1000,
+  /** Requests in flight per S3 store (connection reuse is bounded by this too). */
+  objstoreS3ConcurrencyMax: 64,
+  /** Deadline of one S3 request attempt, and of an operation with its retries. */
+  objstoreS3AttemptMs: 30_000,
+  objstoreS3DeadlineMs: 120_000,
+  /** Retries of a failed S3 request (exponential backoff with jitter from the base delay). */
+  objstoreS3RetriesMax: 5,
+  objstoreS3RetryBaseMs: 50,
 } as const;
 
 // Relationships (asserted at load so a bad edit fails immediately).
