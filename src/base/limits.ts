@@ -189,6 +189,29 @@ export const limits = {
   /** Retries of a failed S3 request (exponential backoff with jitter from the base delay). */
   objstoreS3RetriesMax: 5,
   objstoreS3RetryBaseMs: 50,
+  /** S3 adapter (H9): TCP connect deadline (a connect timeout means the request was never sent),
+   *  and the longest backoff between two attempts. */
+  objstoreS3ConnectMs: 5_000,
+  objstoreS3RetryDelayMaxMs: 2_000,
+  /** Local directory adapter (src/objstore/local-dir.ts): longest key segment it can store (a file
+   *  name is at most 255 bytes, NAME_MAX, and a directory name carries one marker byte). */
+  objstoreLocalSegmentBytesMax: 254,
+  /** File operations one local list page, deleteMany or copy keeps in flight (libuv has 4 threads). */
+  objstoreLocalIoConcurrencyMax: 16,
+  /** At open, a temp file left by another live process is removed only once it is this old. */
+  objstoreLocalTempStaleMs: 3_600_000,
+
+  // --- Chunked driver (src/ios/chunked) ---
+  /** A segment object is sealed once it holds this many bytes of gathered writes (group commit by size). */
+  chunkedSegmentBytes: 8 * MiB,
+  /** ... or this long after its first write (group commit by time). */
+  chunkedGroupCommitMs: 2,
+  /** Bytes of writes gathered or in flight (not yet answered) per share; beyond it writes wait (backpressure). */
+  chunkedBufferedBytesMax: 64 * MiB,
+  /** Object-store range reads one READ issues concurrently. */
+  chunkedReadGetsInFlightMax: 16,
+  /** Capacity the chunked driver reports in statfs (the object store has no fixed size): 1 PiB. */
+  chunkedReportedVolumeBytes: 2 ** 50,
 } as const;
 
 // Relationships (asserted at load so a bad edit fails immediately).
@@ -199,3 +222,5 @@ if (limits.asyncRequestsPerConnectionMax > limits.requestsInFlightPerConnectionM
 // Extent arithmetic (offset + length, objectOffset + length) stays within safe integers.
 if (limits.metaFileBytesMax * 4 > Number.MAX_SAFE_INTEGER) throw new Error('limits: metaFileBytesMax');
 if (limits.metaDurableV2TimeoutDefaultMs > limits.metaDurableTimeoutMaxMs) throw new Error('limits: durable timeouts');
+// Chunked driver: a full segment plus the next one's writes fit under the backpressure bound.
+if (limits.chunkedBufferedBytesMax < 2 * limits.chunkedSegmentBytes) throw new Error('limits: chunkedBufferedBytesMax');

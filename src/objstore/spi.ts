@@ -1,12 +1,13 @@
 // Object store SPI, version 1 (ARCHITECTURE.md: "src/objstore: the object store SPI and its adapters
 // (local directory, S3, memory, fault-injecting)"). The chunked driver keeps file data as immutable
 // objects through it; metadata snapshots go through it in a cluster. Adapters: LocalDirStore (the
-// embedded default), S3Store (MinIO, Ceph RGW, AWS), MemoryStore (tests), FaultyStore (a wrapper that
+// embedded default), S3Store (MinIO, Ceph RGW, AWS), MemoryObjectStore (tests), FaultyStore (a wrapper that
 // injects errors and latency). No SMB types here; src/objstore imports only src/base.
 //
 // Contract, for every adapter:
-// - Keys are 1..objstoreLimits.keyBytesMax bytes of printable ASCII without '\\', no empty, '.' or
-//   '..' path segment, no leading '/'. '/' separates "directories" for list(). Bad keys reject with
+// - Keys are 1..limits.objstoreKeyBytesMax bytes of printable ASCII without '\\', no empty, '.' or
+//   '..' path segment, no leading '/', no segment over 254 bytes (a file name on the local-directory
+//   store; the chunked driver's keys are far shorter). '/' separates "directories" for list(). Bad keys reject with
 //   ObjStoreError 'invalid' before any I/O.
 // - Atomicity. put() and copy() make the whole object visible at once or not at all; a reader never
 //   sees a partial object. A put over an existing key replaces it atomically.
@@ -20,8 +21,8 @@
 //   The returned Buffer belongs to the caller (the server may encrypt it in place).
 // - Listing is in key order (bytewise), paged (`after` = last key of the previous page, exclusive).
 // - deleteMany() treats missing keys as deleted (idempotent); per-key failures are returned, not thrown.
-// - ETags are opaque strings: equal for equal content written by the same put/copy; adapters need not
-//   make them content hashes.
+// - ETags are opaque strings: put, head and copy of one object agree; different content gives a
+//   different etag; two puts of equal content need not give equal etags (adapters differ).
 // - Errors are ObjStoreError with a code. 'unavailable' means the store could not be reached and the
 //   operation did not happen; 'ambiguous' means a write may or may not have taken effect (timeout after
 //   sending) — the caller's retry must be idempotent (immutable keys make puts idempotent).
@@ -88,14 +89,14 @@ export interface ObjectStore {
   /**
    * Stores `body` (the concatenation of the given buffers: a segment gathered from many writes is
    * passed without copying it into one buffer) under `key`. Rejects 'too-large' above
-   * objstoreLimits.objectBytesMax.
+   * limits.objstoreObjectBytesMax.
    */
   put(key: string, body: Uint8Array | readonly Uint8Array[], opts?: PutOptions): Promise<ObjectInfo>;
 
   /** Size and etag, or undefined if absent. */
   head(key: string): Promise<ObjectInfo | undefined>;
 
-  /** Deletes up to objstoreLimits.deleteBatchMax keys (S3 DeleteObjects semantics). */
+  /** Deletes up to limits.objstoreDeleteBatchMax keys (S3 DeleteObjects semantics). */
   deleteMany(keys: readonly string[]): Promise<DeleteResult>;
 
   /** Objects whose keys start with `prefix`, in key order, at most `limit` (<= listPageMax) per page. */
