@@ -218,7 +218,10 @@ export function argAttributes(cmd: Command, field: string): number | undefined {
   return v;
 }
 
-/** A self-relative security descriptor: at least its 20-byte header, Revision 1 (MS-DTYP 2.4.6). */
+/**
+ * A security descriptor, opaque to storage (src/ios/spi.ts: the server parses and validates it):
+ * 1..securityDescriptorBytesMax bytes, stored and returned as set.
+ */
 export function argSd(cmd: Command, field: string): Uint8Array | undefined {
   const v = cmd[field];
   if (v === undefined) return undefined;
@@ -226,7 +229,7 @@ export function argSd(cmd: Command, field: string): Uint8Array | undefined {
   if (v.length > limits.securityDescriptorBytesMax) {
     refuse('limit', `${cmd.t}: security descriptor of ${v.length} bytes exceeds ${limits.securityDescriptorBytesMax}`);
   }
-  if (v.length < 20 || v[0] !== 1) refuse('invalid', `${cmd.t}: ${field} is not a self-relative security descriptor`);
+  if (v.length === 0) refuse('invalid', `${cmd.t}: ${field} is empty`);
   return v;
 }
 
