@@ -212,6 +212,50 @@ export const limits = {
   chunkedReadGetsInFlightMax: 16,
   /** Capacity the chunked driver reports in statfs (the object store has no fixed size): 1 PiB. */
   chunkedReportedVolumeBytes: 2 ** 50,
+
+  // --- Chunked driver: read cache, read-ahead, range operations (src/ios/chunked/cache.ts, H14) ---
+  /** Bytes of object ranges the read cache keeps in memory per driver (configurable; 0 disables it). */
+  chunkedCacheBytesMax: 256 * MiB,
+  /** The cache's unit: objects are cached as aligned blocks of this size (the last one may be short). */
+  chunkedCacheBlockBytes: 64 * KiB,
+  /** Longest run of missing blocks fetched by one ranged get (longer runs are fetched in parallel). */
+  chunkedCacheFetchBytesMax: 1 * MiB,
+  /** Largest read-ahead window of one handle (it grows from a few reads' worth up to this). */
+  chunkedReadAheadBytesMax: 8 * MiB,
+  /** Bytes of read-ahead fetches in flight per driver; beyond it read-ahead is skipped, never queued. */
+  chunkedReadAheadInFlightBytesMax: 32 * MiB,
+  /** Ranges one allocatedRanges() call returns at most (FSCTL_QUERY_ALLOCATED_RANGES pages beyond). */
+  chunkedAllocatedRangesMax: 65_536,
+  /** Bytes at the end of a copyRange that extends its target copied as data (the write raises the end
+   *  of file atomically, as ext.write does; the rest is an ext.clone). */
+  chunkedCopyTailBytes: 4 * KiB,
+
+  // --- Collector and fsck of chunked shares (src/ios/chunked/collector.ts, fsck.ts) ---
+  /** An unreferenced object is deleted only once the collector has seen its 'gc' record this long
+   *  (readers that resolved an extent before the record may still fetch it; late map commands of
+   *  its segment are abandoned after metaProposeDeadlineMs). */
+  collectorGraceMs: 60_000,
+  /** ... and once this node has applied at least this many log positions past the record's `since`. */
+  collectorPositionLag: 2,
+  /** Pause between two passes of the background collector. */
+  collectorIntervalMs: 10_000,
+  /** ext.reap commands one pass proposes. */
+  collectorReapSlicesPerPass: 64,
+  /** 'gc' objects one pass deletes; objects named by one gc.claim / gc.done command. */
+  collectorGcObjectsPerPass: 10_000,
+  collectorGcObjectsPerCommand: 1000,
+  /** Compaction: an extent shorter than this is "small"; a run of at least compactMinExtents small
+   *  extents (at most compactMaxExtents, at most compactRunBytesMax bytes) is rewritten into one segment. */
+  collectorCompactSmallBytes: 256 * KiB,
+  collectorCompactMinExtents: 16,
+  collectorCompactMaxExtents: 1024,
+  collectorCompactRunBytesMax: 8 * MiB,
+  /** Bytes one pass rewrites, and extent records it scans looking for fragmented runs. */
+  collectorCompactBytesPerPass: 64 * MiB,
+  collectorCompactScanPerPass: 65_536,
+  /** fsck: object-store heads in flight, problems listed (all are counted). */
+  fsckHeadsInFlightMax: 32,
+  fsckProblemsListedMax: 1000,
 } as const;
 
 // Relationships (asserted at load so a bad edit fails immediately).
@@ -224,3 +268,5 @@ if (limits.metaFileBytesMax * 4 > Number.MAX_SAFE_INTEGER) throw new Error('limi
 if (limits.metaDurableV2TimeoutDefaultMs > limits.metaDurableTimeoutMaxMs) throw new Error('limits: durable timeouts');
 // Chunked driver: a full segment plus the next one's writes fit under the backpressure bound.
 if (limits.chunkedBufferedBytesMax < 2 * limits.chunkedSegmentBytes) throw new Error('limits: chunkedBufferedBytesMax');
+// Collector: the grace outlasts a late map command of a segment (a proposal is abandoned after its deadline).
+if (limits.collectorGraceMs < limits.metaProposeDeadlineMs) throw new Error('limits: collectorGraceMs');

@@ -25,6 +25,8 @@ export function unpack<T = unknown>(bytes: Uint8Array): T {
 /**
  * Version of the record layouts and the command set. Stored in every record and in the cluster
  * record; a node whose version differs refuses to join (src/meta/service.ts). Bump it with any change
- * to a record's fields or a command's meaning.
+ * to a record's fields, a command's meaning or the command set (a node that does not know a command
+ * would refuse it where others apply it). Nothing has been released yet: version 1 is the layout of
+ * the first release, and changes before it keep 1.
  */
 export const RECORD_VERSION = 1;

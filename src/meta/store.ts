@@ -360,9 +360,14 @@ export class LmdbStateStore implements StateStore {
     this.pos = readU64(this.meta.get(META_POSITION));
   }
 
-  static open(dir: string): LmdbStateStore {
+  /**
+   * Opens (creating if needed) the state in `dir`. `readOnly`: another process's state, opened for
+   * reading while that process may write it (LMDB allows it; fsck): it must exist, write() throws.
+   */
+  static open(dir: string, opts: { readOnly?: boolean } = {}): LmdbStateStore {
     try {
       const root = openLmdb(dir, {
+        ...(opts.readOnly === true ? { readOnly: true } : {}),
         keyEncoding: 'binary',
         encoding: 'binary',
         maxDbs: 4,

@@ -66,7 +66,8 @@ export interface SegmentWriterOptions {
 /** Segment counters, one per metadata service (one per process and node join). */
 const sequences = new WeakMap<MetaService, { next: bigint }>();
 
-function nextSeq(meta: MetaService): bigint {
+/** The next segment sequence number of this process (the collector's compaction segments use it too). */
+export function nextSeq(meta: MetaService): bigint {
   let s = sequences.get(meta);
   if (s === undefined) {
     s = { next: 1n };

@@ -25,6 +25,7 @@ import {
   extKey,
   extPrefix,
   forkKey,
+  gcClaimKey,
   gcKey,
   getFork,
   guarded,
@@ -81,6 +82,11 @@ export function applyRefs(tx: ApplyTx, deltas: RefDeltas): void {
         tx.put(g, gc);
       }
     } else {
+      // A claimed object (gc.claim, collector.ts) is being deleted from the store: a late command
+      // referencing it is refused (its write was never answered) rather than pointing at nothing.
+      if (rec === undefined && gone === undefined && tx.get<GcRecord>(gcClaimKey(object)) !== undefined) {
+        refuse('stale', `object ${object} is being deleted by the collector`);
+      }
       const next: ObjectRecord = { refs };
       const bytes = rec?.bytes ?? gone?.bytes;
       if (bytes !== undefined) next.bytes = bytes;

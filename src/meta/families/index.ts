@@ -3,9 +3,10 @@
 // RECORD_VERSION (codec.ts) guards.
 import type { HandlerTable } from '../tx.js';
 import { clusterHandlers } from './cluster.js';
+import { collectorHandlers } from './collector.js';
 import { extentHandlers } from './extents.js';
 import { namespaceHandlers } from './namespace.js';
 import { opensHandlers } from './opens.js';
 import { sysHandlers } from './sys.js';
 
-export const metaHandlers: HandlerTable[] = [sysHandlers, clusterHandlers, namespaceHandlers, extentHandlers, opensHandlers];
+export const metaHandlers: HandlerTable[] = [sysHandlers, clusterHandlers, namespaceHandlers, extentHandlers, opensHandlers, collectorHandlers];

@@ -11,6 +11,7 @@
 //   ('ext', fork, offset)            -> Extent           [offset, offset+length) -> piece of an object
 //   ('obj', objectKey)               -> ObjectRecord     extents pointing into the object
 //   ('gc', objectKey)                -> GcRecord         unreferenced objects, for the collector
+//   ('gcx', objectKey)               -> GcRecord         claimed by the collector: being deleted (gc.claim)
 //   ('reap', fork)                   -> ReapRecord       unlinked forks whose map is still to be freed
 //   ('ctr', 'ino' | 'fork')          -> Counter          last id handed out
 import { limits } from '../../base/limits.js';
@@ -135,6 +136,8 @@ export const extKey = (fork: number, offset: number): Buffer => key('ext', fork,
 export const extPrefix = (fork: number): Buffer => key('ext', fork);
 export const objKey = (object: string): Buffer => key('obj', object);
 export const gcKey = (object: string): Buffer => key('gc', object);
+/** An object the collector claimed for deletion (collector.ts family): never referenced again. */
+export const gcClaimKey = (object: string): Buffer => key('gcx', object);
 export const reapKey = (fork: number): Buffer => key('reap', fork);
 
 /** Hands out the next id of a counter (1, 2, ...). Deterministic: the counter is state. */
