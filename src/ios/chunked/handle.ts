@@ -1,7 +1,8 @@
 // An open object of the chunked driver: an inode (file id) and, for data, the fork it reads and writes
-// (the unnamed stream's fork, or a named stream's). A handle holds no data and no cached metadata:
-// every call reads the local applied state, so a handle follows its object across renames (the inode
-// and fork numbers never change) and sees every change applied on this node.
+// (the unnamed stream's fork, or a named stream's). A handle holds no data and no cached metadata
+// (only its read-ahead position): every call reads the local applied state, so a handle follows its
+// object across renames (the inode and fork numbers never change) and sees every change applied on
+// this node. Object bytes are cached by the driver (cache.ts), keyed by immutable object ranges.
 import { limits } from '../../base/limits.js';
 import { filetimeToUnixNs, unixNsToFiletime } from '../../base/clock.js';
 import type { MetaService } from '../../meta/service.js';
@@ -21,6 +22,7 @@ import {
   type StreamEntry,
 } from '../spi.js';
 import { toIosError, valueOf } from './errors.js';
+import type { BlockCache, ReadPiece } from './cache.js';
 import type { SegmentWriter } from './segments.js';
 
 /** What a handle needs from its share. */
@@ -28,12 +30,20 @@ export interface ShareContext {
   readonly meta: MetaService;
   readonly store: ObjectStore;
   readonly writer: SegmentWriter;
+  /** The driver's read cache (cache.ts), keyed by object: shared by every share on the same store. */
+  readonly cache: BlockCache;
+  /** Largest read-ahead window of a handle (0: no read-ahead). */
+  readonly readAheadBytesMax: number;
   readonly readOnly: boolean;
   /** The current time as a FILETIME (records keep FILETIME, the SPI Unix ns). */
   now(): bigint;
   checkOpen(): void;
   /** Sets a fork's end of file once the writes issued before are committed (share.ts). */
   truncateFork(fork: number, size: number): Promise<void>;
+  /** Unmaps [offset, offset+length) of a fork in bounded ext.punch commands (share.ts). */
+  punchFork(fork: number, offset: number, length: number): Promise<void>;
+  /** Maps a range of dstFork to what a range of srcFork maps, in bounded ext.clone commands (share.ts). */
+  cloneFork(srcFork: number, srcOffset: number, dstFork: number, dstOffset: number, length: number): Promise<void>;
   /** Checks a security descriptor from the SPI (opaque bytes, bounded). */
   checkSd(sd: Buffer): void;
 }
@@ -77,15 +87,6 @@ export function checkRange(offset: number, length: number): void {
   if (!Number.isSafeInteger(offset) || offset < 0) throw new IosError('EINVAL', `offset ${offset}`);
   if (!Number.isSafeInteger(length) || length < 0) throw new IosError('EINVAL', `length ${length}`);
   if (offset + length > limits.metaFileBytesMax) throw new IosError('EINVAL', `range ends beyond ${limits.metaFileBytesMax}`);
-}
-
-/** Runs `jobs` with at most `max` in flight; rejects with the first failure. */
-async function bounded(jobs: (() => Promise<void>)[], max: number): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < jobs.length) await jobs[next++]!();
-  };
-  await Promise.all(Array.from({ length: Math.min(max, jobs.length) }, worker));
 }
 
 export class ChunkedHandle implements IosHandle {
@@ -136,7 +137,9 @@ export class ChunkedHandle implements IosHandle {
 
   /**
    * Reads [offset, offset+length) clamped at end of file: the extents over the range from the local
-   * state, holes as zeros without touching the store, mapped ranges fetched concurrently.
+   * state, holes as zeros without touching the store, mapped ranges through the read cache (cache.ts:
+   * the answer is always the caller's own buffer, never one the cache keeps). A sequential pattern
+   * starts read-ahead of the following window in the background.
    */
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
     this.checkOpen();
@@ -144,12 +147,39 @@ export class ChunkedHandle implements IosHandle {
     checkRange(offset, Math.min(length, limits.ioBytesMax));
     if (length > limits.ioBytesMax) throw new IosError('EINVAL', `read of ${length} bytes`);
     if (into !== undefined && into.length < length) throw new IosError('EINVAL', `read buffer of ${into.length} bytes for ${length}`);
-    const plan = this.ctx.meta.read((tx) => {
+    const plan = this.plan(offset, length);
+    if (plan === undefined) return into !== undefined ? into.subarray(0, 0) : Buffer.alloc(0);
+    const { n, pieces, size } = plan;
+    const out = into !== undefined ? into.subarray(0, n) : Buffer.allocUnsafe(n);
+    let cursor = 0;
+    for (const p of pieces) {
+      if (p.at > cursor) out.fill(0, cursor, p.at);
+      cursor = p.at + p.length;
+    }
+    if (cursor < n) out.fill(0, cursor, n);
+    // The read's own gets are issued first (synchronously, in readInto), then read-ahead, which skips
+    // the blocks the read is fetching.
+    const reading = pieces.length > 0 ? this.ctx.cache.readInto(pieces, out) : undefined;
+    this.readAhead(offset, n, size);
+    if (reading !== undefined) {
+      try {
+        await reading;
+      } catch (err) {
+        const e = toIosError(err, `read of inode ${this.ino}`);
+        throw e.code === 'EIO' ? e : new IosError('EIO', e.message, { cause: err });
+      }
+    }
+    return out;
+  }
+
+  /** The mapped pieces of [offset, offset+length) clamped at end of file; undefined when empty. */
+  private plan(offset: number, length: number): { n: number; size: number; pieces: ReadPiece[] } | undefined {
+    return this.ctx.meta.read((tx) => {
       const s = forkState(tx, this.fork);
       if (s === undefined) throw new IosError('ENOENT', `data of inode ${this.ino} no longer exists`);
       const end = Math.min(offset + length, s.size);
       if (end <= offset) return undefined;
-      const pieces: { object: string; objectOffset: number; length: number; at: number }[] = [];
+      const pieces: ReadPiece[] = [];
       let pos = offset;
       for (;;) {
         const exts = extentsIn(tx, this.fork, pos, end - pos);
@@ -163,42 +193,53 @@ export class ChunkedHandle implements IosHandle {
         pos = last.offset + last.length;
         if (pos >= end) break;
       }
-      return { n: end - offset, pieces };
+      return { n: end - offset, size: s.size, pieces };
     });
-    if (plan === undefined) return into !== undefined ? into.subarray(0, 0) : Buffer.alloc(0);
-    const { n, pieces } = plan;
-    // One piece covering the whole read: the store's buffer is the answer (it belongs to us).
-    if (into === undefined && pieces.length === 1 && pieces[0]!.at === 0 && pieces[0]!.length === n) {
-      return this.fetch(pieces[0]!);
-    }
-    const out = into !== undefined ? into.subarray(0, n) : Buffer.allocUnsafe(n);
-    let cursor = 0;
-    for (const p of pieces) {
-      if (p.at > cursor) out.fill(0, cursor, p.at);
-      cursor = p.at + p.length;
-    }
-    if (cursor < n) out.fill(0, cursor, n);
-    await bounded(
-      pieces.map((p) => async () => {
-        const b = await this.fetch(p);
-        b.copy(out, p.at);
-      }),
-      limits.chunkedReadGetsInFlightMax,
-    );
-    return out;
   }
 
-  private async fetch(p: { object: string; objectOffset: number; length: number }): Promise<Buffer> {
-    let b: Buffer;
-    try {
-      b = await this.ctx.store.get(p.object, { offset: p.objectOffset, length: p.length });
-    } catch (err) {
-      const e = toIosError(err, `read of ${p.object}`);
-      throw e.code === 'EIO' ? e : new IosError('EIO', e.message, { cause: err });
+  /**
+   * Read-ahead (per handle). A read is "sequential" when it starts near the furthest end read so far
+   * (within twice the read size, either side: clients keep several reads in flight and they may
+   * arrive out of order) and moves that end forward. From the second sequential read on, the window
+   * after the furthest end is fetched into the cache in the background; the window starts at four
+   * reads' worth and doubles up to readAheadBytesMax, and is topped up once half of it is consumed.
+   * A far jump (random access) resets it all; prefetch never runs for random reads.
+   */
+  private readAhead(offset: number, n: number, size: number): void {
+    const max = this.ctx.readAheadBytesMax;
+    if (max <= 0) return;
+    const ra = this.ra;
+    const end = offset + n;
+    const slack = 2 * Math.max(n, ra.lastLength);
+    ra.lastLength = n;
+    if (ra.end < 0 || offset < ra.end - slack || offset > ra.end + slack) {
+      // First read, or a jump: a new candidate stream starts here.
+      ra.end = end;
+      ra.streak = 1;
+      ra.window = 0;
+      ra.fetchedTo = 0;
+      return;
     }
-    if (b.length !== p.length) throw new IosError('EIO', `object ${p.object} holds ${b.length} of ${p.length} bytes at ${p.objectOffset}`);
-    return b;
+    if (end <= ra.end) return; // inside what was read: neither a step forward nor a jump
+    ra.end = end;
+    ra.streak++;
+    if (ra.streak < 2) return;
+    if (ra.window === 0) ra.window = Math.min(max, Math.max(4 * n, this.ctx.cache.blockBytes));
+    if (ra.fetchedTo >= ra.end + ra.window / 2) return; // enough is ahead already
+    const from = Math.max(ra.end, ra.fetchedTo);
+    const to = Math.min(ra.end + ra.window, size);
+    ra.window = Math.min(max, ra.window * 2);
+    if (to <= from) return;
+    ra.fetchedTo = to;
+    try {
+      const plan = this.plan(from, to - from);
+      if (plan !== undefined && plan.pieces.length > 0) this.ctx.cache.prefetch(plan.pieces);
+    } catch {
+      // read-ahead is best effort: the read itself reports errors
+    }
   }
+
+  private readonly ra = { end: -1, lastLength: 0, streak: 0, window: 0, fetchedTo: 0 };
 
   async write(offset: number, data: Buffer): Promise<number> {
     this.checkOpen();
@@ -223,6 +264,154 @@ export class ChunkedHandle implements IosHandle {
     this.checkWritable();
     checkRange(size, 0);
     await this.ctx.truncateFork(this.fork, size);
+  }
+
+  // ---- range operations beyond the SPI (map operations: no data moves) ----
+
+  /**
+   * Zeroes [offset, offset+length): the range is unmapped (ext.punch), reads as zeros and holds no
+   * store space; the end of file is unchanged, a range beyond it changes nothing. The server's
+   * FSCTL_SET_ZERO_DATA (MS-FSA 2.1.5.10.39; MS-FSCC 2.3.85 lets a file system deallocate zeroed
+   * ranges) maps here. Writes of this fork issued before are committed first; writes issued
+   * concurrently land in an unspecified order.
+   */
+  async zeroRange(offset: number, length: number): Promise<void> {
+    this.checkOpen();
+    this.checkData();
+    this.checkWritable();
+    checkRange(offset, length);
+    if (length === 0) return;
+    await this.ctx.punchFork(this.fork, offset, length);
+  }
+
+  /**
+   * Discards [offset, offset+length) (FSCTL_FILE_LEVEL_TRIM, MS-FSA 2.1.5.10.6): after a trim the
+   * contents are undefined to the client; this driver unmaps the range, so it reads as zeros.
+   */
+  async trimRange(offset: number, length: number): Promise<void> {
+    await this.zeroRange(offset, length);
+  }
+
+  /**
+   * The mapped (allocated) ranges within [offset, offset+length), in order, clipped to it, neighbours
+   * coalesced; at most `max` (a caller wanting more asks again from the end of the last one). Writes
+   * of this fork issued before are committed first. FSCTL_QUERY_ALLOCATED_RANGES (MS-FSA
+   * 2.1.5.10.22) maps here; every file of this driver is sparse: holes are never reported.
+   */
+  async allocatedRanges(offset: number, length: number, max: number = limits.chunkedAllocatedRangesMax): Promise<{ offset: number; length: number }[]> {
+    this.checkOpen();
+    this.checkData();
+    checkRange(offset, Math.min(length, limits.metaFileBytesMax - offset));
+    if (!Number.isSafeInteger(max) || max < 1 || max > limits.chunkedAllocatedRangesMax) throw new IosError('EINVAL', `allocated ranges max ${max}`);
+    await this.ctx.writer.flushFork(this.fork);
+    const end = Math.min(offset + length, limits.metaFileBytesMax);
+    const out: { offset: number; length: number }[] = [];
+    let pos = offset;
+    while (pos < end) {
+      const exts = this.ctx.meta.read((tx) => extentsIn(tx, this.fork, pos, end - pos));
+      for (const e of exts) {
+        const s = Math.max(e.offset, pos);
+        const t = Math.min(e.offset + e.length, end);
+        if (t <= s) continue;
+        const last = out[out.length - 1];
+        if (last !== undefined && last.offset + last.length === s) last.length += t - s;
+        else {
+          if (out.length === max) return out;
+          out.push({ offset: s, length: t - s });
+        }
+      }
+      if (exts.length < limits.metaReadEntriesMax) break;
+      const l = exts[exts.length - 1]!;
+      pos = l.offset + l.length;
+    }
+    return out;
+  }
+
+  /**
+   * Makes [dstOffset, dstOffset+length) of this handle's data map what [srcOffset, srcOffset+length)
+   * of `src`'s maps (ext.clone: objects shared and reference counted, holes cloned as holes, no data
+   * moves). As FSCTL_DUPLICATE_EXTENTS_TO_FILE requires (MS-FSA 2.1.5.10.4): both ranges within their
+   * end of file (the caller extends the target first), ranges of one stream not overlapping; else
+   * EINVAL. Pending writes of both forks are committed first. A range over more extents than one
+   * command may touch is cloned in bounded steps (not atomic as a whole).
+   */
+  async cloneRange(src: ChunkedHandle, srcOffset: number, dstOffset: number, length: number): Promise<void> {
+    const { srcSize, dstSize } = await this.prepareRangeOp(src, srcOffset, dstOffset, length);
+    if (length === 0) return;
+    if (src.fork === this.fork && srcOffset < dstOffset + length && dstOffset < srcOffset + length) {
+      throw new IosError('EINVAL', 'clone ranges overlap in one stream');
+    }
+    if (srcOffset + length > srcSize) throw new IosError('EINVAL', `clone source range ends beyond its end of file ${srcSize}`);
+    if (dstOffset + length > dstSize) throw new IosError('EINVAL', `clone target range ends beyond its end of file ${dstSize}`);
+    await this.ctx.cloneFork(src.fork, srcOffset, this.fork, dstOffset, length);
+  }
+
+  /**
+   * Copies [srcOffset, srcOffset+length) of `src` to dstOffset of this handle, as a map operation
+   * where it can (SMB2 server-side copy, FSCTL_SRV_COPYCHUNK, MS-SMB2 3.3.5.15.6, and ODX later):
+   * the source range is clamped at its end of file; the target is extended as a write would. Returns
+   * the bytes copied. The target is extended atomically by writing the last chunkedCopyTailBytes as
+   * data (ext.write raises the end of file to max(size, end), never lowers it, so a concurrent write
+   * beyond it is never cut); the rest is cloned. Overlapping ranges of one stream are copied as data,
+   * in memmove order (as if read whole first).
+   */
+  async copyRange(src: ChunkedHandle, srcOffset: number, dstOffset: number, length: number): Promise<number> {
+    const { srcSize, dstSize } = await this.prepareRangeOp(src, srcOffset, dstOffset, length);
+    const n = Math.max(0, Math.min(length, srcSize - srcOffset));
+    if (n === 0) return 0;
+    if (src.fork === this.fork && srcOffset < dstOffset + n && dstOffset < srcOffset + n) {
+      await this.copyAsData(src, srcOffset, dstOffset, n);
+      return n;
+    }
+    let cloned = n;
+    if (dstOffset + n > dstSize) {
+      const tail = Math.min(n, limits.chunkedCopyTailBytes);
+      cloned = n - tail;
+      const bytes = await src.read(srcOffset + cloned, tail);
+      if (bytes.length !== tail) throw new IosError('EIO', `copy source shrank during the copy (${bytes.length} of ${tail} bytes)`);
+      await this.ctx.writer.write(this.fork, dstOffset + cloned, bytes);
+    }
+    if (cloned > 0) await this.ctx.cloneFork(src.fork, srcOffset, this.fork, dstOffset, cloned);
+    return n;
+  }
+
+  /** Checks a two-handle range operation and commits both forks' pending writes; the sizes after. */
+  private async prepareRangeOp(src: ChunkedHandle, srcOffset: number, dstOffset: number, length: number): Promise<{ srcSize: number; dstSize: number }> {
+    this.checkOpen();
+    this.checkData();
+    this.checkWritable();
+    if (!(src instanceof ChunkedHandle) || src.ctx.meta !== this.ctx.meta) throw new IosError('EINVAL', 'source is not a handle of this metadata service');
+    src.checkOpen();
+    src.checkData();
+    checkRange(srcOffset, length);
+    checkRange(dstOffset, length);
+    await Promise.all([src.ctx.writer.flushFork(src.fork), this.ctx.writer.flushFork(this.fork)]);
+    return this.ctx.meta.read((tx) => {
+      const s = forkState(tx, src.fork);
+      const d = forkState(tx, this.fork);
+      if (s === undefined) throw new IosError('ENOENT', `data of inode ${src.ino} no longer exists`);
+      if (d === undefined) throw new IosError('ENOENT', `data of inode ${this.ino} no longer exists`);
+      return { srcSize: s.size, dstSize: d.size };
+    });
+  }
+
+  /** Copies through memory in chunks, backwards when the target lies after the source (memmove). */
+  private async copyAsData(src: ChunkedHandle, srcOffset: number, dstOffset: number, n: number): Promise<void> {
+    const chunk = limits.ioBytesMax;
+    const one = async (k: number, c: number): Promise<void> => {
+      const bytes = await src.read(srcOffset + k, c);
+      if (bytes.length !== c) throw new IosError('EIO', `copy source shrank during the copy (${bytes.length} of ${c} bytes)`);
+      await this.ctx.writer.write(this.fork, dstOffset + k, bytes);
+    };
+    if (dstOffset > srcOffset) {
+      for (let k = n; k > 0; ) {
+        const c = Math.min(chunk, k);
+        k -= c;
+        await one(k, c);
+      }
+    } else {
+      for (let k = 0; k < n; k += chunk) await one(k, Math.min(chunk, n - k));
+    }
   }
 
   async setInfo(change: SetInfo): Promise<void> {

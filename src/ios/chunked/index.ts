@@ -7,7 +7,10 @@
 // - writes are group-committed into segment objects; a write is answered only once its segment is
 //   in the store and its map update is applied on this node (so every answered write is durable:
 //   flush() only waits for writes still in flight);
-// - reads fetch mapped ranges from the store (no cache yet); holes read as zeros without the store;
+// - reads fetch mapped ranges through a bounded memory cache of object blocks (cache.ts, one per
+//   driver), with per-handle read-ahead of sequential access; holes read as zeros without the store;
+// - zeroRange/trimRange/allocatedRanges/cloneRange/copyRange on ChunkedHandle: map operations beyond
+//   the SPI (the FSCTLs that use them come later);
 // - security descriptors are opaque bytes to this driver and to the namespace records (spi.ts);
 // - file ids are inode numbers of the namespace; stable across rename and restart;
 // - LastWriteTime is not updated by writes yet (the extent commands carry no time).
@@ -15,11 +18,13 @@ import { systemClock, type Clock } from '../../base/clock.js';
 import type { MetaService } from '../../meta/service.js';
 import type { ObjectStore } from '../../objstore/spi.js';
 import { IOS_SPI_VERSION, type IosDriver, type IosShare } from '../spi.js';
+import { BlockCache } from './cache.js';
 import { ChunkedShare, type ChunkedShareDeps } from './share.js';
 
 export { ChunkedShare } from './share.js';
 export { ChunkedHandle } from './handle.js';
 export { SegmentWriter, type SegmentStats } from './segments.js';
+export { BlockCache, type BlockCacheOptions, type BlockCacheStats } from './cache.js';
 
 export interface ChunkedDriverOptions {
   meta: MetaService;
@@ -33,12 +38,19 @@ export interface ChunkedDriverOptions {
   bufferedBytesMax?: number;
   /** Must equal the state machine's extent budget per command (lowered only in tests). */
   extentsPerCommandMax?: number;
+  /** Read cache bytes (default limits.chunkedCacheBytesMax; 0 keeps nothing) and block size. */
+  cacheBytes?: number;
+  cacheBlockBytes?: number;
+  /** Largest read-ahead window per handle (default limits.chunkedReadAheadBytesMax; 0 disables). */
+  readAheadBytes?: number;
 }
 
 export class ChunkedDriver implements IosDriver {
   readonly name = 'chunked';
   readonly spiVersion = IOS_SPI_VERSION;
   private readonly deps: ChunkedShareDeps;
+  /** The read cache shared by every share of this driver (one store). */
+  readonly cache: BlockCache;
 
   constructor(opts: ChunkedDriverOptions) {
     const deps: ChunkedShareDeps = {
@@ -52,6 +64,12 @@ export class ChunkedDriver implements IosDriver {
     if (opts.groupCommitMs !== undefined) deps.groupCommitMs = opts.groupCommitMs;
     if (opts.bufferedBytesMax !== undefined) deps.bufferedBytesMax = opts.bufferedBytesMax;
     if (opts.extentsPerCommandMax !== undefined) deps.extentsPerCommandMax = opts.extentsPerCommandMax;
+    const cacheOpts: { bytesMax?: number; blockBytes?: number } = {};
+    if (opts.cacheBytes !== undefined) cacheOpts.bytesMax = opts.cacheBytes;
+    if (opts.cacheBlockBytes !== undefined) cacheOpts.blockBytes = opts.cacheBlockBytes;
+    this.cache = new BlockCache(opts.store, cacheOpts);
+    deps.cache = this.cache;
+    if (opts.readAheadBytes !== undefined) deps.readAheadBytesMax = opts.readAheadBytes;
     this.deps = deps;
   }
 

@@ -25,6 +25,7 @@ import {
 } from '../spi.js';
 import { refusalError, toIosError, valueOf } from './errors.js';
 import { ChunkedHandle, forkState, infoOf, type ShareContext } from './handle.js';
+import { BlockCache } from './cache.js';
 import { SegmentWriter } from './segments.js';
 
 const openModes: ReadonlySet<OpenMode> = new Set(['open', 'create', 'openOrCreate', 'truncate', 'truncateOrCreate', 'replace']);
@@ -77,12 +78,18 @@ export interface ChunkedShareDeps {
   groupCommitMs?: number;
   bufferedBytesMax?: number;
   extentsPerCommandMax?: number;
+  /** The driver's read cache (index.ts makes one per driver; a share opened alone makes its own). */
+  cache?: BlockCache;
+  /** Largest read-ahead window per handle (default limits.chunkedReadAheadBytesMax; 0 disables). */
+  readAheadBytesMax?: number;
 }
 
 export class ChunkedShare implements IosShare, ShareContext {
   readonly meta: MetaService;
   readonly store: ObjectStore;
   readonly writer: SegmentWriter;
+  readonly cache: BlockCache;
+  readonly readAheadBytesMax: number;
   private closed = false;
 
   private constructor(
@@ -104,6 +111,8 @@ export class ChunkedShare implements IosShare, ShareContext {
     if (deps.bufferedBytesMax !== undefined) w.bufferedBytesMax = deps.bufferedBytesMax;
     if (deps.extentsPerCommandMax !== undefined) w.extentsPerCommandMax = deps.extentsPerCommandMax;
     this.writer = new SegmentWriter(w);
+    this.cache = deps.cache ?? new BlockCache(deps.store);
+    this.readAheadBytesMax = deps.readAheadBytesMax ?? limits.chunkedReadAheadBytesMax;
   }
 
   /** Opens share `name`, making its root directory (ns.mkroot, idempotent) unless read-only. */
@@ -300,6 +309,46 @@ export class ChunkedShare implements IosShare, ShareContext {
       r = await this.propose({ t: 'ext.truncate', fork, size });
     }
     valueOf(r, 'truncate');
+  }
+
+  /**
+   * Unmaps [offset, offset+length) of a fork (ext.punch: the range reads as zeros, the size is kept;
+   * FSCTL_SET_ZERO_DATA, MS-FSA 2.1.5.10.39, and FILE_LEVEL_TRIM later). Writes to the fork issued
+   * before are committed first. A range over more extents than one command may touch is punched in
+   * bounded steps (not atomic as a whole: a concurrent reader may see part of it zeroed).
+   */
+  async punchFork(fork: number, offset: number, length: number): Promise<void> {
+    await this.writer.flushFork(fork);
+    const end = offset + length;
+    const max = this.deps.extentsPerCommandMax ?? limits.metaExtentsPerCommandMax;
+    let from = offset;
+    while (from < end) {
+      const cut = this.meta.read((tx) => boundedEnd(tx, fork, from, end, Math.max(1, max - 2)));
+      valueOf(await this.propose({ t: 'ext.punch', fork, offset: from, length: cut - from }), 'punch');
+      from = cut;
+    }
+  }
+
+  /**
+   * Maps [dstOffset, dstOffset+length) of dstFork to what [srcOffset, srcOffset+length) of srcFork
+   * maps (holes included), sharing objects (ext.clone counts the references). The caller flushed both
+   * forks and checked the ranges. Split so that each ext.clone reads at most a third of the extent
+   * budget in the source and in the destination (source window + destination window + new pieces fit).
+   */
+  async cloneFork(srcFork: number, srcOffset: number, dstFork: number, dstOffset: number, length: number): Promise<void> {
+    const max = this.deps.extentsPerCommandMax ?? limits.metaExtentsPerCommandMax;
+    const third = Math.max(1, Math.floor((max - 2) / 3));
+    let done = 0;
+    while (done < length) {
+      const cut = this.meta.read((tx) => {
+        const s = boundedEnd(tx, srcFork, srcOffset + done, srcOffset + length, third) - srcOffset;
+        const d = boundedEnd(tx, dstFork, dstOffset + done, dstOffset + length, third) - dstOffset;
+        return Math.min(s, d);
+      });
+      const r = await this.propose({ t: 'ext.clone', srcFork, srcOffset: srcOffset + done, dstFork, dstOffset: dstOffset + done, length: cut - done });
+      valueOf(r, 'clone');
+      done = cut;
+    }
   }
 
   // ---- helpers ----

@@ -1,0 +1,334 @@
+// The read cache of the chunked driver (ARCHITECTURE.md, "The chunked driver": "Reads consult the map
+// and fetch ranges, through a bounded local cache").
+//
+// Objects are immutable and their keys are never reused (segments.ts: node, epoch, sequence), so a
+// cached range never goes stale: the cache is keyed by (object key, aligned block index), with no
+// invalidation. A map change (write, punch, clone) only changes which blocks later reads ask for.
+//
+// - Memory only (no disk tier yet). Bounded by bytes (LRU; blocks are counted by their length), the
+//   bound configurable (0: nothing is kept, reads still go through the same path).
+// - Ownership (spi.ts): a cached block is never handed out. Callers get bytes copied into their own
+//   buffer (readInto), which they may change or encrypt in place.
+// - Concurrent misses of one block share one fetch (also a read arriving while read-ahead fetches it).
+// - A run of consecutive missing blocks of one object is fetched by one ranged get, at most
+//   chunkedCacheFetchBytesMax long; the gets of one read run concurrently, bounded.
+// - Read-ahead (prefetch) loads blocks in the background, bounded in bytes in flight; when over the
+//   bound it is skipped, never queued, so read-ahead can not delay the reads it is meant to help.
+// - A get answering fewer bytes than an extent says the object holds is EIO (a map pointing past an
+//   object's end is corruption, not a hole).
+import { limits } from '../../base/limits.js';
+import type { ObjectStore } from '../../objstore/spi.js';
+import { IosError } from '../spi.js';
+
+/** A range of an object to copy to `at` in the output. */
+export interface ReadPiece {
+  readonly object: string;
+  readonly objectOffset: number;
+  readonly length: number;
+  readonly at: number;
+}
+
+export interface BlockCacheOptions {
+  /** Bytes kept (default limits.chunkedCacheBytesMax; 0 keeps nothing). */
+  bytesMax?: number;
+  /** Block size (default limits.chunkedCacheBlockBytes). */
+  blockBytes?: number;
+  /** Longest single get (default limits.chunkedCacheFetchBytesMax; rounded down to whole blocks). */
+  fetchBytesMax?: number;
+  /** Read-ahead bytes in flight (default limits.chunkedReadAheadInFlightBytesMax). */
+  prefetchInFlightBytesMax?: number;
+  /** Gets one readInto keeps in flight (default limits.chunkedReadGetsInFlightMax). */
+  getsInFlightMax?: number;
+}
+
+export interface BlockCacheStats {
+  /** Blocks found in the cache. */
+  hits: number;
+  /** Blocks fetched for a read (not found, not already being fetched). */
+  misses: number;
+  /** Blocks a read found being fetched (by read-ahead or another read) and waited for. */
+  joined: number;
+  /** Object-store gets issued, and bytes they returned. */
+  gets: number;
+  getBytes: number;
+  /** Blocks fetched by read-ahead; read-ahead requests skipped because of the in-flight bound. */
+  prefetchedBlocks: number;
+  prefetchSkipped: number;
+  /** Read-ahead gets that failed (nobody waited for them; a read that needs the blocks fetches again). */
+  prefetchFailures: number;
+  evictions: number;
+}
+
+interface Deferred {
+  promise: Promise<Buffer>;
+  /** Fetched by read-ahead: a read that joined it fetches the block itself if it fails. */
+  prefetch: boolean;
+  resolve: (b: Buffer) => void;
+  reject: (e: unknown) => void;
+}
+
+function deferred(): Deferred {
+  let resolve!: (b: Buffer) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<Buffer>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // Every waiter attaches its own handlers; this keeps a failure nobody waits for from being "unhandled".
+  promise.catch(() => undefined);
+  return { promise, resolve, reject, prefetch: false };
+}
+
+/** One ranged get of blocks [first, first+count) of an object. */
+interface Run {
+  object: string;
+  first: number;
+  count: number;
+  waits: Deferred[];
+}
+
+function checkPositiveInt(name: string, v: number, min: number): void {
+  if (!Number.isSafeInteger(v) || v < min) throw new IosError('EINVAL', `cache option ${name} = ${v}`);
+}
+
+export class BlockCache {
+  readonly bytesMax: number;
+  readonly blockBytes: number;
+  private readonly fetchBlocksMax: number;
+  private readonly prefetchBytesMax: number;
+  private readonly getsMax: number;
+  /** LRU order: Map iteration is insertion order; a hit re-inserts its block at the end. */
+  private readonly blocks = new Map<string, Buffer>();
+  private readonly inflight = new Map<string, Deferred>();
+  private held = 0;
+  private prefetching = 0;
+  readonly stats: BlockCacheStats = { hits: 0, misses: 0, joined: 0, gets: 0, getBytes: 0, prefetchedBlocks: 0, prefetchSkipped: 0, prefetchFailures: 0, evictions: 0 };
+
+  constructor(
+    private readonly store: ObjectStore,
+    opts: BlockCacheOptions = {},
+  ) {
+    this.bytesMax = opts.bytesMax ?? limits.chunkedCacheBytesMax;
+    this.blockBytes = opts.blockBytes ?? limits.chunkedCacheBlockBytes;
+    const fetchBytes = opts.fetchBytesMax ?? limits.chunkedCacheFetchBytesMax;
+    this.prefetchBytesMax = opts.prefetchInFlightBytesMax ?? limits.chunkedReadAheadInFlightBytesMax;
+    this.getsMax = opts.getsInFlightMax ?? limits.chunkedReadGetsInFlightMax;
+    checkPositiveInt('bytesMax', this.bytesMax, 0);
+    checkPositiveInt('blockBytes', this.blockBytes, 512);
+    checkPositiveInt('fetchBytesMax', fetchBytes, 1);
+    checkPositiveInt('prefetchInFlightBytesMax', this.prefetchBytesMax, 0);
+    checkPositiveInt('getsInFlightMax', this.getsMax, 1);
+    this.fetchBlocksMax = Math.max(1, Math.floor(fetchBytes / this.blockBytes));
+  }
+
+  /** Bytes currently kept. */
+  get bytes(): number {
+    return this.held;
+  }
+
+  /** Blocks currently kept. */
+  get size(): number {
+    return this.blocks.size;
+  }
+
+  /** Drops every kept block (fetches in flight finish and are kept). */
+  clear(): void {
+    this.blocks.clear();
+    this.held = 0;
+  }
+
+  /**
+   * Copies every piece's object bytes into `out` at `piece.at` (the caller zero-fills holes). Rejects
+   * with the store's error (the caller maps it) or IosError EIO for an object shorter than a piece.
+   */
+  async readInto(pieces: readonly ReadPiece[], out: Buffer): Promise<void> {
+    const runs: Run[] = [];
+    const copies: Promise<void>[] = [];
+    for (const p of pieces) {
+      if (p.length <= 0) continue;
+      // Copies run after planning (a short block throws in copyPart; planning must finish so that
+      // every run it registered is fetched and settles).
+      this.plan(p.object, p.objectOffset, p.length, runs, (b, wait) => {
+        const got =
+          Buffer.isBuffer(wait)
+            ? Promise.resolve(wait)
+            : wait.prefetch
+              ? wait.promise.catch(() => this.fetchBlock(p.object, b))
+              : wait.promise;
+        copies.push(got.then((buf) => this.copyPart(p, b, buf, out)));
+      });
+    }
+    for (const r of runs) this.stats.misses += r.count;
+    const jobs = runs.map((r) => () => this.fetchRun(r, false));
+    // Gets are started bounded; every copy waits on its block (fetched here or by someone else).
+    const started = this.bounded(jobs, this.getsMax);
+    const results = await Promise.allSettled([started, ...copies]);
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
+  }
+
+  /**
+   * Starts loading the blocks covering the given object ranges in the background (read-ahead). Skips
+   * what is cached or being fetched, and everything once the in-flight bound is reached. Returns the
+   * bytes scheduled.
+   */
+  prefetch(ranges: readonly { object: string; objectOffset: number; length: number }[]): number {
+    if (this.bytesMax === 0) return 0; // nothing would be kept
+    const runs: Run[] = [];
+    for (const r of ranges) {
+      if (r.length <= 0) continue;
+      this.plan(r.object, r.objectOffset, r.length, runs, undefined);
+    }
+    for (const run of runs) for (const d of run.waits) d.prefetch = true;
+    let scheduled = 0;
+    for (const run of runs) {
+      const bytes = run.count * this.blockBytes;
+      if (this.prefetching + bytes > this.prefetchBytesMax) {
+        // Not fetched after all: release the blocks so later reads fetch them themselves.
+        this.stats.prefetchSkipped++;
+        this.abandon(run);
+        continue;
+      }
+      this.prefetching += bytes;
+      scheduled += bytes;
+      this.stats.prefetchedBlocks += run.count;
+      void this.fetchRun(run, true).finally(() => {
+        this.prefetching -= bytes;
+      });
+    }
+    return scheduled;
+  }
+
+  // ---- internals ----
+
+  private keyOf(object: string, block: number): string {
+    return `${object}\u0000${block}`;
+  }
+
+  /**
+   * For each block of [offset, offset+length) of `object`: hands a kept block (or the promise of one
+   * being fetched) to `use`; consecutive missing blocks become runs (registered as in flight now, so
+   * a later piece of the same read, or another read, joins them instead of fetching again). Without
+   * `use` (read-ahead) only the runs are made and nothing is counted as a hit.
+   */
+  private plan(object: string, offset: number, length: number, runs: Run[], use: ((block: number, b: Buffer | Deferred) => void) | undefined): void {
+    const B = this.blockBytes;
+    const first = Math.floor(offset / B);
+    const last = Math.floor((offset + length - 1) / B);
+    let run: Run | undefined;
+    for (let b = first; b <= last; b++) {
+      const k = this.keyOf(object, b);
+      const kept = this.blocks.get(k);
+      if (kept !== undefined) {
+        this.blocks.delete(k);
+        this.blocks.set(k, kept);
+        if (use !== undefined) this.stats.hits++;
+        run = undefined;
+        use?.(b, kept);
+        continue;
+      }
+      const pending = this.inflight.get(k);
+      if (pending !== undefined) {
+        if (use !== undefined) this.stats.joined++;
+        run = undefined;
+        use?.(b, pending);
+        continue;
+      }
+      if (run === undefined || run.count >= this.fetchBlocksMax) {
+        run = { object, first: b, count: 0, waits: [] };
+        runs.push(run);
+      }
+      const d = deferred();
+      this.inflight.set(k, d);
+      run.waits.push(d);
+      run.count++;
+      use?.(b, d);
+    }
+  }
+
+  private abandon(run: Run): void {
+    for (let i = 0; i < run.count; i++) {
+      const k = this.keyOf(run.object, run.first + i);
+      const d = run.waits[i]!;
+      if (this.inflight.get(k) === d) this.inflight.delete(k);
+      d.reject(new IosError('EIO', 'read-ahead abandoned'));
+    }
+  }
+
+  /** One ranged get for a run; resolves its blocks (kept if they fit) or rejects them. Never rejects. */
+  private async fetchRun(run: Run, prefetch: boolean): Promise<void> {
+    const B = this.blockBytes;
+    const offset = run.first * B;
+    let buf: Buffer;
+    try {
+      buf = await this.store.get(run.object, { offset, length: run.count * B });
+      this.stats.gets++;
+      this.stats.getBytes += buf.length;
+    } catch (err) {
+      for (let i = 0; i < run.count; i++) {
+        const k = this.keyOf(run.object, run.first + i);
+        if (this.inflight.get(k) === run.waits[i]) this.inflight.delete(k);
+        run.waits[i]!.reject(err);
+      }
+      if (prefetch) this.stats.prefetchFailures++;
+      return;
+    }
+    for (let i = 0; i < run.count; i++) {
+      const k = this.keyOf(run.object, run.first + i);
+      const s = Math.min(i * B, buf.length);
+      const t = Math.min((i + 1) * B, buf.length);
+      // One block: the store's buffer is ours (its contract). Several: each block gets its own memory,
+      // so evicting one frees it (a subarray would pin the whole get).
+      const block = run.count === 1 ? buf : Buffer.from(buf.subarray(s, t));
+      if (this.inflight.get(k) === run.waits[i]) this.inflight.delete(k);
+      if (block.length > 0) this.keep(k, block);
+      run.waits[i]!.resolve(block);
+    }
+  }
+
+  /** One block fetched directly (a read whose read-ahead fetch failed), not kept. */
+  private async fetchBlock(object: string, b: number): Promise<Buffer> {
+    const buf = await this.store.get(object, { offset: b * this.blockBytes, length: this.blockBytes });
+    this.stats.gets++;
+    this.stats.getBytes += buf.length;
+    return buf;
+  }
+
+  private keep(k: string, block: Buffer): void {
+    if (block.length > this.bytesMax) return;
+    const old = this.blocks.get(k);
+    if (old !== undefined) {
+      this.blocks.delete(k);
+      this.held -= old.length;
+    }
+    this.blocks.set(k, block);
+    this.held += block.length;
+    while (this.held > this.bytesMax) {
+      const oldest = this.blocks.keys().next();
+      if (oldest.done === true) break;
+      const ob = this.blocks.get(oldest.value)!;
+      this.blocks.delete(oldest.value);
+      this.held -= ob.length;
+      this.stats.evictions++;
+    }
+  }
+
+  /** Copies the part of piece `p` that lies in block `b` (holding `buf`) into `out`. */
+  private copyPart(p: ReadPiece, b: number, buf: Buffer, out: Buffer): void {
+    const start = b * this.blockBytes;
+    const from = Math.max(p.objectOffset, start);
+    const to = Math.min(p.objectOffset + p.length, start + this.blockBytes);
+    if (start + buf.length < to) {
+      throw new IosError('EIO', `object ${p.object} holds ${start + buf.length - p.objectOffset} of ${p.length} bytes at ${p.objectOffset}`);
+    }
+    buf.copy(out, p.at + (from - p.objectOffset), from - start, to - start);
+  }
+
+  /** Runs `jobs` with at most `max` in flight. */
+  private async bounded(jobs: (() => Promise<void>)[], max: number): Promise<void> {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < jobs.length) await jobs[next++]!();
+    };
+    await Promise.all(Array.from({ length: Math.min(max, jobs.length) }, worker));
+  }
+}
