@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { TesseraError } from '../base/errors.js';
+import { limits } from '../base/limits.js';
 
 export const CIPHER_NAMES: Record<string, number> = {
   'AES-128-CCM': 1,
@@ -21,7 +22,8 @@ export const DIALECT_NAMES: Record<string, number> = {
 
 export interface ShareConfig {
   name: string;
-  path: string;
+  /** A directory (posix driver); undefined: a chunked share on the configured object store. */
+  path: string | undefined;
   encrypt: boolean;
   readOnly: boolean;
   comment: string;
@@ -43,9 +45,21 @@ export interface Config {
   anonymous: boolean;
   serverName: string;
   logLevel: string;
-  /** Directory for server state (server GUID). */
+  /** Directory for server state (server GUID; with chunked shares also the default store and metadata). */
   stateDir: string | undefined;
+  /** Object store of the chunked shares; undefined: file://<stateDir>/objects. */
+  store: StoreConfig | undefined;
+  /** Endpoint of an s3:// store (e.g. http://127.0.0.1:7480); undefined: AWS's own. */
+  s3Endpoint: string | undefined;
+  /** Metadata backend of the chunked shares; undefined: local://<stateDir>/meta. */
+  meta: MetaConfig | undefined;
+  /** This node's id in the metadata cluster; undefined: the host name. */
+  nodeId: string | undefined;
+  clusterId: string;
 }
+
+export type StoreConfig = { kind: 'file'; dir: string } | { kind: 's3'; bucket: string; prefix: string };
+export type MetaConfig = { kind: 'local'; dir: string } | { kind: 'etcd'; endpoints: string[]; prefix: string | undefined };
 
 export function defaultConfig(): Config {
   return {
@@ -63,6 +77,11 @@ export function defaultConfig(): Config {
     serverName: 'TESSERA',
     logLevel: 'info',
     stateDir: undefined,
+    store: undefined,
+    s3Endpoint: undefined,
+    meta: undefined,
+    nodeId: undefined,
+    clusterId: 'tessera',
   };
 }
 
@@ -80,12 +99,93 @@ export function parseListen(key: string, value: string): { host: string; port: n
   return { host, port };
 }
 
+/** `NAME=PATH`: a posix share of a directory; `NAME` alone: a chunked share on the configured store. */
 export function parseShare(key: string, value: string, baseDir: string): ShareConfig {
   const eq = value.indexOf('=');
-  if (eq <= 0 || eq === value.length - 1) throw bad(key, `"${value}" is not NAME=PATH`);
+  if (eq < 0) {
+    checkShareName(key, value);
+    return { name: value, path: undefined, encrypt: false, readOnly: false, comment: '' };
+  }
+  if (eq === 0 || eq === value.length - 1) throw bad(key, `"${value}" is not NAME=PATH (or NAME alone for a chunked share)`);
   const name = value.slice(0, eq);
   checkShareName(key, name);
   return { name, path: resolve(baseDir, value.slice(eq + 1)), encrypt: false, readOnly: false, comment: '' };
+}
+
+/** A path after `scheme://`: absolute (`file:///srv/x`) or relative to baseDir (`file://data/x`). */
+function urlPath(key: string, value: string, rest: string, baseDir: string): string {
+  let p: string;
+  try {
+    p = decodeURIComponent(rest);
+  } catch {
+    throw bad(key, `"${value}": bad %-escape in the path`);
+  }
+  if (p === '') throw bad(key, `"${value}": the directory is missing`);
+  if (p.includes('\0')) throw bad(key, `"${value}": NUL in the path`);
+  return resolve(baseDir, p);
+}
+
+// Bucket names per the S3 naming rules (3-63 lower-case letters, digits, '.', '-').
+const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+/** `file:///DIR` or `s3://BUCKET[/PREFIX]`. */
+export function parseStore(key: string, value: string, baseDir: string): StoreConfig {
+  if (value.startsWith('file://')) return { kind: 'file', dir: urlPath(key, value, value.slice('file://'.length), baseDir) };
+  if (value.startsWith('s3://')) {
+    const rest = value.slice('s3://'.length);
+    const slash = rest.indexOf('/');
+    const bucket = slash < 0 ? rest : rest.slice(0, slash);
+    let prefix = slash < 0 ? '' : rest.slice(slash + 1);
+    if (!BUCKET.test(bucket)) throw bad(key, `"${value}": bucket "${bucket}" is not a valid S3 bucket name (3-63 of a-z 0-9 . -)`);
+    if (prefix !== '' && !prefix.endsWith('/')) prefix += '/';
+    if (prefix.startsWith('/') || prefix.includes('//') || !/^[\x21-\x7e]*$/.test(prefix)) {
+      throw bad(key, `"${value}": prefix must be printable ASCII key segments separated by single '/'`);
+    }
+    return { kind: 's3', bucket, prefix };
+  }
+  throw bad(key, `"${value}" is not file:///DIR or s3://BUCKET/PREFIX`);
+}
+
+/** `local:///DIR` or `etcd://HOST:PORT,HOST:PORT[/PREFIX]`. */
+export function parseMeta(key: string, value: string, baseDir: string): MetaConfig {
+  if (value.startsWith('local://')) return { kind: 'local', dir: urlPath(key, value, value.slice('local://'.length), baseDir) };
+  if (value.startsWith('etcd://')) {
+    const rest = value.slice('etcd://'.length);
+    const slash = rest.indexOf('/');
+    const hosts = (slash < 0 ? rest : rest.slice(0, slash)).split(',');
+    const endpoints = hosts.map((h) => {
+      const l = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(h);
+      if (!l || Number(l[2]) < 1 || Number(l[2]) > 65535) throw bad(key, `"${value}": "${h}" is not HOST:PORT`);
+      return `http://${l[1]}:${l[2]}`;
+    });
+    let prefix: string | undefined;
+    if (slash >= 0) {
+      prefix = rest.slice(slash).replace(/\/+$/, '');
+      // Its length is checked by EtcdLog.open.
+      if (prefix === '' || !/^[\x21-\x7e]+$/.test(prefix)) throw bad(key, `"${value}": prefix must be printable ASCII`);
+    }
+    return { kind: 'etcd', endpoints, prefix };
+  }
+  throw bad(key, `"${value}" is not local:///DIR or etcd://HOST:PORT,...[/PREFIX]`);
+}
+
+export function parseS3Endpoint(key: string, value: string): string {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw bad(key, `"${value}" is not a URL`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw bad(key, `"${value}" must be an http:// or https:// URL`);
+  return value;
+}
+
+/** Node and cluster ids: printable, no spaces, bounded (limits.metaNodeIdLengthMax). */
+export function parseId(key: string, value: string): string {
+  if (value.length === 0 || value.length > limits.metaNodeIdLengthMax || !/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/.test(value)) {
+    throw bad(key, `"${value}" must be 1-${limits.metaNodeIdLengthMax} letters, digits, '_', '.', ':' or '-', starting with a letter or digit`);
+  }
+  return value;
 }
 
 function checkShareName(key: string, name: string): void {
@@ -126,6 +226,11 @@ const KNOWN_KEYS = new Set([
   'serverName',
   'logLevel',
   'stateDir',
+  'store',
+  's3Endpoint',
+  'meta',
+  'nodeId',
+  'clusterId',
 ]);
 
 /** Reads and validates a JSON config file; relative paths are resolved against the file's directory. */
@@ -149,7 +254,7 @@ export function loadConfigFile(path: string, into: Config): Config {
     });
   }
   if (o.shares !== undefined) {
-    if (!Array.isArray(o.shares)) throw bad('shares', 'must be a list of {name, path}');
+    if (!Array.isArray(o.shares)) throw bad('shares', 'must be a list of {name, path} (no path: a chunked share)');
     c.shares = o.shares.map((v, i) => {
       const key = `shares[${i}]`;
       if (typeof v !== 'object' || v === null) throw bad(key, 'must be an object {name, path}');
@@ -157,10 +262,10 @@ export function loadConfigFile(path: string, into: Config): Config {
       for (const k of Object.keys(s)) if (!['name', 'path', 'encrypt', 'readOnly', 'comment'].includes(k)) throw bad(`${key}.${k}`, 'unknown key (known: name, path, encrypt, readOnly, comment)');
       if (typeof s.name !== 'string') throw bad(`${key}.name`, 'must be a string');
       checkShareName(`${key}.name`, s.name);
-      if (typeof s.path !== 'string' || !s.path) throw bad(`${key}.path`, 'must be a non-empty string');
+      if (s.path !== undefined && (typeof s.path !== 'string' || !s.path)) throw bad(`${key}.path`, 'must be a non-empty string (or absent: a chunked share)');
       for (const b of ['encrypt', 'readOnly'] as const) if (s[b] !== undefined && typeof s[b] !== 'boolean') throw bad(`${key}.${b}`, 'must be true or false');
       if (s.comment !== undefined && typeof s.comment !== 'string') throw bad(`${key}.comment`, 'must be a string');
-      return { name: s.name, path: resolve(base, s.path), encrypt: s.encrypt === true, readOnly: s.readOnly === true, comment: (s.comment as string) ?? '' };
+      return { name: s.name, path: typeof s.path === 'string' ? resolve(base, s.path) : undefined, encrypt: s.encrypt === true, readOnly: s.readOnly === true, comment: (s.comment as string) ?? '' };
     });
   }
   if (o.usersFile !== undefined) {
@@ -206,5 +311,14 @@ export function loadConfigFile(path: string, into: Config): Config {
     if (typeof o.stateDir !== 'string') throw bad('stateDir', 'must be a path');
     c.stateDir = resolve(base, o.stateDir);
   }
+  const str = (k: string): string => {
+    if (typeof o[k] !== 'string') throw bad(k, 'must be a string');
+    return o[k] as string;
+  };
+  if (o.store !== undefined) c.store = parseStore('store', str('store'), base);
+  if (o.s3Endpoint !== undefined) c.s3Endpoint = parseS3Endpoint('s3Endpoint', str('s3Endpoint'));
+  if (o.meta !== undefined) c.meta = parseMeta('meta', str('meta'), base);
+  if (o.nodeId !== undefined) c.nodeId = parseId('nodeId', str('nodeId'));
+  if (o.clusterId !== undefined) c.clusterId = parseId('clusterId', str('clusterId'));
   return c;
 }

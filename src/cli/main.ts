@@ -8,6 +8,7 @@ import { pino, type Logger } from 'pino';
 import { TesseraError } from '../base/errors.js';
 import { unixNsToFiletime } from '../base/clock.js';
 import { posixDriver } from '../ios/posix/index.js';
+import type { IosShare } from '../ios/spi.js';
 import { FileCredentialStore, MemoryCredentialStore, type CredentialStore } from '../auth/credential-store.js';
 import { Server } from '../server/server.js';
 import type { ShareDef, ServerIdentity } from '../server/state.js';
@@ -17,22 +18,35 @@ import {
   defaultConfig,
   loadConfigFile,
   parseListen,
+  parseId,
+  parseMeta,
   parseNameList,
+  parseS3Endpoint,
   parseShare,
+  parseStore,
   parseUser,
   type Config,
 } from './config.js';
+import { openChunkedBackend, type ChunkedBackend } from './chunked.js';
+import { FSCK_USAGE, fsckCommand } from './fsck.js';
 
 const USAGE = `usage:
-  tessera serve [--config FILE] [--listen HOST:PORT]... [--share NAME=PATH]... [--user NAME:PASSWORD]...
+  tessera serve [--config FILE] [--listen HOST:PORT]... [--share NAME=PATH | --share NAME]... [--user NAME:PASSWORD]...
                 [--users-file FILE] [--encrypt] [--encrypt-share NAME]... [--ciphers LIST] [--signing LIST]
                 [--require-signing] [--guest] [--server-name NAME] [--state-dir DIR] [--log-level LEVEL]
-  tessera serve --default        embedded default: share "vms" from ./data/vms, users in ./data/users.json,
-                                 port 445 (override with --listen); a user is created on first start
+                [--store file:///DIR | --store s3://BUCKET/PREFIX [--s3-endpoint URL]]
+                [--meta local:///DIR | --meta etcd://HOST:PORT,...[/PREFIX]] [--node-id ID] [--cluster-id ID]
+  tessera serve --default        embedded default: chunked share "vms" with objects in ./data/objects and
+                                 metadata in ./data/meta, users in ./data/users.json, port 445 (override
+                                 with --listen); a user is created on first start
+
+  --share NAME=PATH   a directory shared as it is (posix driver)
+  --share NAME        a chunked share on the object store (--store, default file://<state dir>/objects)
+                      with its metadata in --meta (default local://<state dir>/meta); state dir: ./data
   tessera user add NAME [--users-file FILE]     (reads the password from stdin or asks twice on a terminal)
   tessera user del NAME [--users-file FILE]
   tessera user list [--users-file FILE]
-
+${FSCK_USAGE.replace(/^usage:\n/, '')}
   --ciphers   preference order, from ${Object.keys(CIPHER_NAMES).join(',')}
   --signing   preference order, from ${Object.keys(SIGNING_NAMES).join(',')}
 `;
@@ -42,6 +56,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     if (cmd === 'serve') return await serve(rest);
     if (cmd === 'user') return await user(rest);
+    if (cmd === 'fsck') return await fsckCommand(rest);
     if (cmd === 'help' || cmd === '--help' || cmd === '-h' || cmd === undefined) {
       process.stdout.write(USAGE);
       return cmd === undefined ? 2 : 0;
@@ -133,6 +148,21 @@ export function parseServeArgs(args: string[], cwd = process.cwd()): ServeFlags 
       case '--log-level':
         config.logLevel = takeValue(args, i++, a);
         break;
+      case '--store':
+        config.store = parseStore(a, takeValue(args, i++, a), cwd);
+        break;
+      case '--s3-endpoint':
+        config.s3Endpoint = parseS3Endpoint(a, takeValue(args, i++, a));
+        break;
+      case '--meta':
+        config.meta = parseMeta(a, takeValue(args, i++, a), cwd);
+        break;
+      case '--node-id':
+        config.nodeId = parseId(a, takeValue(args, i++, a));
+        break;
+      case '--cluster-id':
+        config.clusterId = parseId(a, takeValue(args, i++, a));
+        break;
       default:
         throw new TesseraError('TESSERA_CONFIG_INVALID', `unknown option "${a}"\n${USAGE}`);
     }
@@ -141,7 +171,8 @@ export function parseServeArgs(args: string[], cwd = process.cwd()): ServeFlags 
     config.stateDir ??= resolve(cwd, 'data');
     config.usersFile ??= join(config.stateDir, 'users.json');
     if (config.shares.length === 0) {
-      config.shares.push({ name: 'vms', path: join(config.stateDir, 'vms'), encrypt: false, readOnly: false, comment: 'Tessera default share' });
+      // Issue 5: the chunked driver is the embedded default (objects and metadata under ./data).
+      config.shares.push({ name: 'vms', path: undefined, encrypt: false, readOnly: false, comment: 'Tessera default share' });
     }
     if (config.listen.length === 0) config.listen.push({ host: '0.0.0.0', port: 445 });
   }
@@ -157,6 +188,16 @@ export function parseServeArgs(args: string[], cwd = process.cwd()): ServeFlags 
     const k = s.name.toUpperCase();
     if (seen.has(k)) throw new TesseraError('TESSERA_CONFIG_INVALID', `share "${s.name}" is defined twice`);
     seen.add(k);
+  }
+  if (config.s3Endpoint !== undefined && config.store?.kind !== 's3') {
+    throw new TesseraError('TESSERA_CONFIG_INVALID', 'config: --s3-endpoint: only with --store s3://BUCKET/PREFIX');
+  }
+  if (config.shares.some((s) => s.path === undefined)) {
+    // Chunked shares: defaults under the state directory (./data unless --state-dir).
+    config.stateDir ??= resolve(cwd, 'data');
+    config.store ??= { kind: 'file', dir: join(config.stateDir, 'objects') };
+    config.meta ??= { kind: 'local', dir: join(config.stateDir, 'meta') };
+    config.nodeId ??= parseId('--node-id (default: the host name)', hostname().split('.')[0] || 'tessera');
   }
   if (!config.usersFile && config.inlineUsers.length === 0 && !config.guest) {
     throw new TesseraError('TESSERA_CONFIG_INVALID', 'no users: give --user NAME:PASSWORD, --users-file FILE, or --guest');
@@ -206,19 +247,45 @@ async function serve(args: string[]): Promise<number> {
   const { config, defaultMode } = parseServeArgs(args);
   const log = pino({ level: config.logLevel, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
   const shares: ShareDef[] = [{ name: 'IPC$', type: 'ipc', comment: 'IPC Service', encrypt: false, readOnly: true }];
-  for (const s of config.shares) {
-    if (defaultMode) mkdirSync(s.path, { recursive: true });
-    let st;
-    try {
-      st = statSync(s.path);
-    } catch {
-      throw new TesseraError('TESSERA_CONFIG_INVALID', `share "${s.name}": directory ${s.path} does not exist`);
+  let chunked: ChunkedBackend | undefined;
+  const opened: IosShare[] = [];
+  /** Undoes a partial start: shares (flushing writes), then the chunked backend. */
+  const abandon = async (): Promise<void> => {
+    for (const ios of opened) await ios.close().catch(() => {});
+    await chunked?.close();
+  };
+  try {
+    for (const s of config.shares) {
+      if (s.path === undefined) continue;
+      if (defaultMode) mkdirSync(s.path, { recursive: true });
+      let st;
+      try {
+        st = statSync(s.path);
+      } catch {
+        throw new TesseraError('TESSERA_CONFIG_INVALID', `share "${s.name}": directory ${s.path} does not exist`);
+      }
+      if (!st.isDirectory()) throw new TesseraError('TESSERA_CONFIG_INVALID', `share "${s.name}": ${s.path} is not a directory`);
     }
-    if (!st.isDirectory()) throw new TesseraError('TESSERA_CONFIG_INVALID', `share "${s.name}": ${s.path} is not a directory`);
-    const ios = await posixDriver.openShare(s.path, { readOnly: s.readOnly });
-    shares.push({ name: s.name, type: 'disk', comment: s.comment, ios, encrypt: s.encrypt, readOnly: s.readOnly });
+    if (config.shares.some((s) => s.path === undefined)) {
+      chunked = await openChunkedBackend(
+        { store: config.store!, s3Endpoint: config.s3Endpoint, meta: config.meta!, stateDir: config.stateDir!, nodeId: config.nodeId!, clusterId: config.clusterId },
+        log,
+      );
+      log.info(chunked.where, 'chunked shares: objects in the store, metadata in the log (state is a local copy)');
+    }
+    for (const s of config.shares) {
+      const ios = s.path === undefined ? await chunked!.driver.openShare(s.name, { readOnly: s.readOnly }) : await posixDriver.openShare(s.path, { readOnly: s.readOnly });
+      opened.push(ios);
+      shares.push({ name: s.name, type: 'disk', comment: s.comment, ios, encrypt: s.encrypt, readOnly: s.readOnly });
+    }
+  } catch (err) {
+    await abandon();
+    throw err;
   }
-  const credentials = await buildCredentials(config, log, defaultMode);
+  const credentials = await buildCredentials(config, log, defaultMode).catch(async (err: unknown) => {
+    await abandon();
+    throw err;
+  });
   const nowNs = BigInt(Date.now()) * 1_000_000n;
   const host = hostname().split('.')[0]!.toUpperCase().slice(0, 15) || 'TESSERA';
   const identity: ServerIdentity = {
@@ -243,20 +310,37 @@ async function serve(args: string[]): Promise<number> {
     allowAnonymous: config.anonymous,
     logger: log,
   });
+  // Server.close() closes every share's IOS (the chunked driver flushes its writes there); the
+  // chunked backend closes after it: service (node.leave), log, state, object store.
+  const shutdown = async (): Promise<void> => {
+    await server.close().catch((err: unknown) => log.error({ err }, 'closing the server failed'));
+    await chunked?.close();
+  };
   try {
     for (const l of config.listen) await server.listen(l.host, l.port);
   } catch (err) {
-    await server.close();
+    await shutdown();
     throw err;
   }
   log.info(
-    { shares: config.shares.map((s) => ({ name: s.name, path: s.path, encrypt: s.encrypt })), encrypt: config.encryptRequired },
+    {
+      shares: config.shares.map((s) => ({
+        name: s.name,
+        driver: s.path === undefined ? 'chunked' : 'posix',
+        ...(s.path !== undefined ? { path: s.path } : { store: chunked!.where.store, meta: chunked!.where.meta }),
+        encrypt: s.encrypt,
+      })),
+      encrypt: config.encryptRequired,
+    },
     'tessera ready',
   );
   await new Promise<void>((resolveStop) => {
     const stop = (signal: string) => {
       log.info({ signal }, 'stopping');
-      void server.close().finally(() => resolveStop());
+      void shutdown().finally(() => {
+        log.info('stopped');
+        resolveStop();
+      });
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));

@@ -43,6 +43,8 @@ export interface TesseraOptions {
   users: { name: string; password: string }[];
   extraArgs?: string[];
   env?: Record<string, string>;
+  /** Working directory of the process (default: the repository root). */
+  cwd?: string;
 }
 
 /** Root of the repository (this file is test/helpers/servers.ts). */
@@ -449,7 +451,7 @@ export async function startTessera(opts: TesseraOptions): Promise<RunningServer>
   for (const share of opts.shares) mkdirSync(share.path, { recursive: true });
   const log = new BoundedLog();
   const child = spawn(process.execPath, [join(repoRoot, 'bin', 'tessera.js'), ...tesseraArgs(opts)], {
-    cwd: repoRoot,
+    cwd: opts.cwd ?? repoRoot,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,0 +1,128 @@
+// Wiring of the chunked shares' backend: object store + replicated log + LMDB state + metadata
+// service + ChunkedDriver (ARCHITECTURE.md: src/cli is the only place that wires concrete pieces).
+// Created only when some share is chunked; closed in order: (the server closes its shares, which
+// flushes the driver's writes) service with node.leave, log, state store, object store.
+
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { TesseraError } from '../base/errors.js';
+import { ChunkedDriver } from '../ios/chunked/index.js';
+import { EtcdLog } from '../log/etcd.js';
+import { LocalLog } from '../log/local.js';
+import type { ReplicatedLog } from '../log/spi.js';
+import { metaHandlers } from '../meta/families/index.js';
+import { MetaService } from '../meta/service.js';
+import { StateMachine } from '../meta/state-machine.js';
+import { LmdbStateStore } from '../meta/store.js';
+import { LocalDirStore } from '../objstore/local-dir.js';
+import { S3Store } from '../objstore/s3.js';
+import type { ObjectStore } from '../objstore/spi.js';
+import type { MetaConfig, StoreConfig } from './config.js';
+
+export interface ChunkedBackendConfig {
+  store: StoreConfig;
+  s3Endpoint: string | undefined;
+  meta: MetaConfig;
+  /** Server state directory (the etcd backend keeps its local state under it). */
+  stateDir: string;
+  nodeId: string;
+  clusterId: string;
+}
+
+export interface ChunkedBackend {
+  readonly driver: ChunkedDriver;
+  readonly meta: MetaService;
+  readonly store: ObjectStore;
+  /** Where things live, for the start-up log line. */
+  readonly where: { store: string; meta: string; state: string; nodeId: string; clusterId: string };
+  /** Service (with node.leave), log, state store, object store; call after the shares are closed. */
+  close(): Promise<void>;
+}
+
+/** Default etcd key prefix of a cluster's log. */
+export const etcdPrefixOf = (clusterId: string): string => `/tessera/${clusterId}`;
+
+export function describeStore(s: StoreConfig): string {
+  return s.kind === 'file' ? `file://${s.dir}` : `s3://${s.bucket}/${s.prefix}`;
+}
+
+export function describeMeta(m: MetaConfig, clusterId: string): string {
+  return m.kind === 'local' ? `local://${m.dir}` : `etcd://${m.endpoints.map((e) => e.replace(/^https?:\/\//, '')).join(',')}${m.prefix ?? etcdPrefixOf(clusterId)}`;
+}
+
+/** Local directory of the LMDB state machine for this metadata backend. */
+export function stateDirOf(c: Pick<ChunkedBackendConfig, 'meta' | 'stateDir' | 'clusterId'>): string {
+  if (c.meta.kind === 'local') return join(c.meta.dir, 'state');
+  // One state per etcd log (prefix): a state applied from another log must never be reused. The
+  // encoded prefix starts with %2F, so it is never '.' or '..'.
+  return join(c.stateDir, 'etcd-state', encodeURIComponent(c.meta.prefix ?? etcdPrefixOf(c.clusterId)));
+}
+
+export async function openChunkedBackend(c: ChunkedBackendConfig, log: Logger): Promise<ChunkedBackend> {
+  const undo: (() => Promise<void>)[] = [];
+  const unwind = async (): Promise<void> => {
+    for (const f of undo.splice(0).reverse()) await f().catch((err: unknown) => log.warn({ err }, 'chunked backend: close failed'));
+  };
+  try {
+    let store: ObjectStore;
+    if (c.store.kind === 'file') {
+      store = await LocalDirStore.open(c.store.dir);
+    } else {
+      store = await S3Store.open({
+        bucket: c.store.bucket,
+        prefix: c.store.prefix,
+        ...(c.s3Endpoint !== undefined ? { endpoint: c.s3Endpoint } : {}),
+      });
+    }
+    undo.push(() => store.close());
+    if (c.store.kind === 's3') {
+      // Fail at start, not at the first write: endpoint reachable, bucket present, credentials valid.
+      try {
+        await store.list('', { limit: 1 });
+      } catch (err) {
+        throw new TesseraError('TESSERA_CONFIG_INVALID', `object store ${describeStore(c.store)}${c.s3Endpoint !== undefined ? ` at ${c.s3Endpoint}` : ''} is not usable: ${(err as Error).message}`, { cause: err });
+      }
+    }
+
+    let rlog: ReplicatedLog;
+    if (c.meta.kind === 'local') {
+      mkdirSync(c.meta.dir, { recursive: true });
+      rlog = await LocalLog.open({ dir: join(c.meta.dir, 'log') });
+    } else {
+      rlog = await EtcdLog.open({ endpoints: c.meta.endpoints, prefix: c.meta.prefix ?? etcdPrefixOf(c.clusterId) });
+    }
+    undo.push(() => rlog.close());
+
+    const stateDir = stateDirOf(c);
+    mkdirSync(stateDir, { recursive: true });
+    const state = LmdbStateStore.open(stateDir);
+    undo.push(() => state.close());
+    const machine = StateMachine.open({ store: state, handlers: metaHandlers });
+    const meta = await MetaService.start({
+      log: rlog,
+      machine,
+      nodeId: c.nodeId,
+      clusterId: c.clusterId,
+      logger: log.child({ part: 'meta' }),
+      // A single node on the local log compacts behind its durable state; with etcd the log keeps
+      // its history (no shared snapshot store is configured yet).
+      compactLocally: c.meta.kind === 'local',
+    });
+    undo.push(() => meta.close({ leave: true }));
+    const driver = new ChunkedDriver({ meta, store, clusterId: c.clusterId, nodeId: c.nodeId });
+    const where = { store: describeStore(c.store), meta: describeMeta(c.meta, c.clusterId), state: stateDir, nodeId: c.nodeId, clusterId: c.clusterId };
+    let closing: Promise<void> | undefined;
+    return {
+      driver,
+      meta,
+      store,
+      where,
+      close: () => (closing ??= unwind()),
+    };
+  } catch (err) {
+    await unwind();
+    if (err instanceof TesseraError) throw err;
+    throw new TesseraError('TESSERA_CONFIG_INVALID', `chunked shares: cannot open the store or the metadata: ${(err as Error).message}`, { cause: err });
+  }
+}
