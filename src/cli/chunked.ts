@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { TesseraError } from '../base/errors.js';
+import { Collector } from '../ios/chunked/collector.js';
 import { ChunkedDriver } from '../ios/chunked/index.js';
 import { EtcdLog } from '../log/etcd.js';
 import { LocalLog } from '../log/local.js';
@@ -111,6 +112,11 @@ export async function openChunkedBackend(c: ChunkedBackendConfig, log: Logger): 
     });
     undo.push(() => meta.close({ leave: true }));
     const driver = new ChunkedDriver({ meta, store, clusterId: c.clusterId, nodeId: c.nodeId });
+    // The collector: reaps unlinked files' maps, deletes objects nothing references (after a grace
+    // window), compacts fragmented ranges. Stopped before the service closes (undo runs in reverse).
+    const collector = new Collector({ meta, store, clusterId: c.clusterId, nodeId: c.nodeId, logger: log.child({ part: 'collector' }) });
+    collector.start();
+    undo.push(() => collector.stop());
     const where = { store: describeStore(c.store), meta: describeMeta(c.meta, c.clusterId), state: stateDir, nodeId: c.nodeId, clusterId: c.clusterId };
     let closing: Promise<void> | undefined;
     return {
