@@ -2,7 +2,7 @@
 // eviction, shared fetches, failures), read-ahead (sequential vs random), and the map operations
 // beyond the SPI (zeroRange, trimRange, allocatedRanges, cloneRange, copyRange) checked byte for
 // byte against a model, with reference counts, bounded command splitting, and the store cost of a
-// 1 GiB sparse file built by writing, zeroing, trimming and cloning.
+// 10 GiB sparse file built by writing, zeroing, trimming and cloning, and the collector on it.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -23,6 +23,7 @@ import { ObjStoreError, type ByteRange, type ObjectInfo, type ObjectStore, type 
 import { BlockCache, ChunkedDriver, type ChunkedDriverOptions, type ChunkedHandle } from '../../src/ios/chunked/index.js';
 import type { IosShare } from '../../src/ios/spi.js';
 import { codeOf } from './conformance.js';
+import { Collector } from '../../src/ios/chunked/collector.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -558,61 +559,71 @@ describe('chunked range operations: zero, trim, allocated ranges, clone, copy', 
     await small.close();
   });
 
-  it('a 1 GiB sparse file built by writing, zeroing, trimming and cloning costs about the bytes written', async () => {
+  it('a 10 GiB sparse file built by writing, zeroing, trimming and cloning costs about the bytes written; the collector frees dead objects', async () => {
     const chunk = MiB;
-    const chunks = 1024; // 1 GiB
+    const chunks = 10 * 1024; // 10 GiB
     const h = await fileOf('vm.vhdx');
     await h.truncate(chunks * chunk);
     const model = new Map<number, Buffer>();
     const rnd = prng(77);
     let written = 0;
-    // 96 MiB of writes at scattered 1 MiB-aligned places.
+    // 160 MiB of writes: 96 scattered 1 MiB chunks and one 64 MiB run (a region later trimmed whole).
     const inflight: Promise<number>[] = [];
-    for (let i = 0; i < 96; i++) {
-      const c = rnd(chunks);
+    const put = async (c: number) => {
       const b = randomBytes(chunk);
       model.set(c, b);
       written += chunk;
       inflight.push(h.write(c * chunk, b));
       if (inflight.length >= 8) await Promise.all(inflight.splice(0));
-    }
+    };
+    for (let i = 0; i < 96; i++) await put(rnd(chunks));
+    const run = 4096 + rnd(1024);
+    for (let k = 0; k < 64; k++) await put(run + k);
     await Promise.all(inflight);
-    // Zero and trim 128 MiB each.
-    for (let i = 0; i < 4; i++) {
-      const c = rnd(chunks - 32);
-      if (i % 2 === 0) await h.zeroRange(c * chunk, 32 * chunk);
-      else await h.trimRange(c * chunk, 32 * chunk);
-      for (let k = c; k < c + 32; k++) model.delete(k);
-    }
-    // Clone 3 ranges of 128 MiB to other places (disjoint from their source).
+    // Zero and trim 128 MiB each at random places, and trim the whole 64 MiB run.
+    const unmap = async (c: number, n: number, zero: boolean) => {
+      if (zero) await h.zeroRange(c * chunk, n * chunk);
+      else await h.trimRange(c * chunk, n * chunk);
+      for (let k = c; k < c + n; k++) model.delete(k);
+    };
+    for (let i = 0; i < 4; i++) await unmap(rnd(chunks - 128), 128, i % 2 === 0);
+    await unmap(run, 64, false);
+    // Clone 3 ranges of 512 MiB to other places (disjoint from their source).
     for (let i = 0; i < 3; i++) {
-      const s = rnd(chunks / 2 - 128);
-      const d = chunks / 2 + rnd(chunks / 2 - 128);
-      await h.cloneRange(h, s * chunk, d * chunk, 128 * chunk);
+      const s = rnd(chunks / 2 - 512);
+      const d = chunks / 2 + rnd(chunks / 2 - 512);
+      await h.cloneRange(h, s * chunk, d * chunk, 512 * chunk);
       const copy = new Map<number, Buffer>();
-      for (let k = 0; k < 128; k++) {
+      for (let k = 0; k < 512; k++) {
         const v = model.get(s + k);
         if (v !== undefined) copy.set(d + k, v);
       }
-      for (let k = 0; k < 128; k++) model.delete(d + k);
+      for (let k = 0; k < 512; k++) model.delete(d + k);
       for (const [k, v] of copy) model.set(k, v);
     }
-    // Read back every chunk (holes cost nothing).
-    for (let c = 0; c < chunks; c++) {
-      const got = await h.read(c * chunk, chunk);
-      const want = model.get(c);
-      if (want === undefined) expect(got.equals(Buffer.alloc(chunk))).toBe(true);
-      else expect(got.equals(want)).toBe(true);
+    // Read back every mapped chunk and 512 random holes; allocated ranges must equal the model.
+    for (const [c, want] of model) expect((await h.read(c * chunk, chunk)).equals(want)).toBe(true);
+    for (let i = 0; i < 512; i++) {
+      const c = rnd(chunks);
+      if (!model.has(c)) expect((await h.read(c * chunk, chunk)).equals(Buffer.alloc(chunk))).toBe(true);
     }
     const allocated = (await h.allocatedRanges(0, chunks * chunk)).reduce((n, r) => n + r.length, 0);
     expect(allocated).toBe(model.size * chunk);
     const stored = mem.stats().bytes;
     const ratio = stored / written;
-    console.log(
-      `1 GiB sparse file: ${written / MiB} MiB written, ${stored / MiB} MiB in the store (ratio ${ratio.toFixed(3)}), ${allocated / MiB} MiB allocated, ${mem.stats().objects} objects`,
-    );
     expect((await h.info()).size).toBe(chunks * chunk);
     expect(ratio).toBeLessThanOrEqual(1.01);
+    // The collector deletes the objects nothing references any more (the trimmed 64 MiB run's
+    // segments); objects still partly referenced stay (compaction of dead space is not done).
+    const col = new Collector({ meta: node.svc, store: mem, clusterId: 'test', nodeId: 'n1', graceMs: 0, positionLag: 0, compaction: false });
+    for (let i = 0; i < 3; i++) await col.collectOnce();
+    const after = mem.stats().bytes;
+    expect(col.stats.objectsDeleted).toBeGreaterThan(0);
+    expect(after).toBeLessThan(stored);
+    for (const [c, want] of model) expect((await h.read(c * chunk, chunk)).equals(want)).toBe(true);
+    console.log(
+      `10 GiB sparse file: ${written / MiB} MiB written, ${stored / MiB} MiB in the store (ratio ${ratio.toFixed(3)}), ${allocated / MiB} MiB allocated after zero/trim/clone; collector deleted ${col.stats.objectsDeleted} objects: ${(after / MiB).toFixed(0)} MiB stored (ratio ${(after / written).toFixed(3)})`,
+    );
     await h.close();
-  }, 60_000);
+  }, 120_000);
 });
