@@ -322,3 +322,40 @@ export function loadConfigFile(path: string, into: Config): Config {
   if (o.clusterId !== undefined) c.clusterId = parseId('clusterId', str('clusterId'));
   return c;
 }
+
+/** The value after flag `args[i]`, or a clear error. */
+export function flagValue(args: readonly string[], i: number, flag: string): string {
+  const v = args[i + 1];
+  if (v === undefined || v.startsWith('--')) throw new TesseraError('TESSERA_CONFIG_INVALID', `${flag} needs a value`);
+  return v;
+}
+
+/**
+ * The flags serve and fsck share (where chunked shares keep data and metadata): applies `args[i]`
+ * to `config` and returns how many arguments it used (0 if it is not one of them).
+ */
+export function applyBackendFlag(config: Config, args: readonly string[], i: number, cwd: string): number {
+  const a = args[i]!;
+  switch (a) {
+    case '--store':
+      config.store = parseStore(a, flagValue(args, i, a), cwd);
+      return 2;
+    case '--s3-endpoint':
+      config.s3Endpoint = parseS3Endpoint(a, flagValue(args, i, a));
+      return 2;
+    case '--meta':
+      config.meta = parseMeta(a, flagValue(args, i, a), cwd);
+      return 2;
+    case '--node-id':
+      config.nodeId = parseId(a, flagValue(args, i, a));
+      return 2;
+    case '--cluster-id':
+      config.clusterId = parseId(a, flagValue(args, i, a));
+      return 2;
+    case '--state-dir':
+      config.stateDir = resolve(cwd, flagValue(args, i, a));
+      return 2;
+    default:
+      return 0;
+  }
+}

@@ -17,7 +17,7 @@ import { LocalDirStore } from '../objstore/local-dir.js';
 import { S3Store } from '../objstore/s3.js';
 import type { ObjectStore } from '../objstore/spi.js';
 import { describeMeta, describeStore, stateDirOf } from './chunked.js';
-import { defaultConfig, loadConfigFile, parseId, parseMeta, parseS3Endpoint, parseStore } from './config.js';
+import { applyBackendFlag, defaultConfig, flagValue, loadConfigFile, type parseMeta, type parseStore } from './config.js';
 
 export const FSCK_USAGE = `usage:
   tessera fsck [--config FILE] [--state-dir DIR] [--store file:///DIR | --store s3://BUCKET/PREFIX --s3-endpoint URL]
@@ -37,38 +37,23 @@ export interface FsckArgs {
   headAll: boolean;
 }
 
-function value(args: string[], i: number, flag: string): string {
-  const v = args[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new TesseraError('TESSERA_CONFIG_INVALID', `${flag} needs a value`);
-  return v;
-}
 
 export function parseFsckArgs(args: string[], cwd = process.cwd()): FsckArgs {
   const config = defaultConfig();
   const ci = args.indexOf('--config');
-  if (ci >= 0) loadConfigFile(resolve(cwd, value(args, ci, '--config')), config);
+  if (ci >= 0) loadConfigFile(resolve(cwd, flagValue(args, ci, '--config')), config);
   let json = false;
   let headAll = false;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
+    const used = applyBackendFlag(config, args, i, cwd);
+    if (used > 0) {
+      i += used - 1;
+      continue;
+    }
     switch (a) {
       case '--config':
         i++;
-        break;
-      case '--store':
-        config.store = parseStore(a, value(args, i++, a), cwd);
-        break;
-      case '--s3-endpoint':
-        config.s3Endpoint = parseS3Endpoint(a, value(args, i++, a));
-        break;
-      case '--meta':
-        config.meta = parseMeta(a, value(args, i++, a), cwd);
-        break;
-      case '--cluster-id':
-        config.clusterId = parseId(a, value(args, i++, a));
-        break;
-      case '--state-dir':
-        config.stateDir = resolve(cwd, value(args, i++, a));
         break;
       case '--json':
         json = true;

@@ -15,15 +15,13 @@ import type { ShareDef, ServerIdentity } from '../server/state.js';
 import {
   CIPHER_NAMES,
   SIGNING_NAMES,
+  applyBackendFlag,
   defaultConfig,
   loadConfigFile,
   parseListen,
   parseId,
-  parseMeta,
   parseNameList,
-  parseS3Endpoint,
   parseShare,
-  parseStore,
   parseUser,
   type Config,
 } from './config.js';
@@ -98,6 +96,11 @@ export function parseServeArgs(args: string[], cwd = process.cwd()): ServeFlags 
   let flagShares = false;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
+    const used = applyBackendFlag(config, args, i, cwd);
+    if (used > 0) {
+      i += used - 1;
+      continue;
+    }
     switch (a) {
       case '--config':
         i++;
@@ -142,26 +145,8 @@ export function parseServeArgs(args: string[], cwd = process.cwd()): ServeFlags 
       case '--server-name':
         config.serverName = takeValue(args, i++, a).toUpperCase();
         break;
-      case '--state-dir':
-        config.stateDir = resolve(cwd, takeValue(args, i++, a));
-        break;
       case '--log-level':
         config.logLevel = takeValue(args, i++, a);
-        break;
-      case '--store':
-        config.store = parseStore(a, takeValue(args, i++, a), cwd);
-        break;
-      case '--s3-endpoint':
-        config.s3Endpoint = parseS3Endpoint(a, takeValue(args, i++, a));
-        break;
-      case '--meta':
-        config.meta = parseMeta(a, takeValue(args, i++, a), cwd);
-        break;
-      case '--node-id':
-        config.nodeId = parseId(a, takeValue(args, i++, a));
-        break;
-      case '--cluster-id':
-        config.clusterId = parseId(a, takeValue(args, i++, a));
         break;
       default:
         throw new TesseraError('TESSERA_CONFIG_INVALID', `unknown option "${a}"\n${USAGE}`);
