@@ -421,12 +421,18 @@ let buildChecked = false;
 export function ensureBuilt(): void {
   if (buildChecked || process.env['TESSERA_SKIP_BUILD'] === '1') return;
   const entry = join(repoRoot, 'dist', 'cli', 'main.js');
-  const stale = !existsSync(entry) || newestMtimeMs(join(repoRoot, 'src'), '.ts') > newestMtimeMs(join(repoRoot, 'dist'), '.js');
+  // A marker written only after a build that succeeded: a failed build (tsc still emits) leaves dist
+  // newer than src, which must not count as up to date.
+  const marker = join(repoRoot, 'dist', '.build-ok');
+  const stale =
+    !existsSync(entry) ||
+    !existsSync(marker) ||
+    newestMtimeMs(join(repoRoot, 'src'), '.ts') > statSync(marker).mtimeMs;
   if (stale) {
     const r = spawnSync('npm', ['run', 'build'], { cwd: repoRoot, encoding: 'utf8', timeout: 300_000 });
-    // tsc emits even when it reports type errors; only a missing entry point is fatal here.
     if (!existsSync(entry)) throw new Error(`npm run build did not produce ${entry}:\n${r.stdout}${r.stderr}`);
-    if (r.status !== 0) process.stderr.write(`warning: npm run build exited with ${r.status}:\n${r.stdout}${r.stderr}\n`);
+    if (r.status !== 0) throw new Error(`npm run build failed (exit ${r.status}):\n${r.stdout}${r.stderr}`);
+    writeFileSync(marker, new Date().toISOString() + '\n');
   }
   buildChecked = true;
 }
