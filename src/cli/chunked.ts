@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { TesseraError } from '../base/errors.js';
+import { limits } from '../base/limits.js';
 import { Collector } from '../ios/chunked/collector.js';
 import { ChunkedDriver } from '../ios/chunked/index.js';
 import { EtcdLog } from '../log/etcd.js';
@@ -19,7 +20,7 @@ import { LmdbStateStore } from '../meta/store.js';
 import { LocalDirStore } from '../objstore/local-dir.js';
 import { S3Store } from '../objstore/s3.js';
 import type { ObjectStore } from '../objstore/spi.js';
-import type { MetaConfig, StoreConfig } from './config.js';
+import type { CacheConfig, MetaConfig, StoreConfig } from './config.js';
 
 export interface ChunkedBackendConfig {
   store: StoreConfig;
@@ -29,6 +30,8 @@ export interface ChunkedBackendConfig {
   stateDir: string;
   nodeId: string;
   clusterId: string;
+  /** Read cache; dir undefined: <stateDir>/cache; sizes undefined: the limits' defaults. */
+  cache?: CacheConfig;
 }
 
 export interface ChunkedBackend {
@@ -36,7 +39,7 @@ export interface ChunkedBackend {
   readonly meta: MetaService;
   readonly store: ObjectStore;
   /** Where things live, for the start-up log line. */
-  readonly where: { store: string; meta: string; state: string; nodeId: string; clusterId: string };
+  readonly where: { store: string; meta: string; state: string; nodeId: string; clusterId: string; cache: string };
   /** Service (with node.leave), log, state store, object store; call after the shares are closed. */
   close(): Promise<void>;
 }
@@ -111,13 +114,19 @@ export async function openChunkedBackend(c: ChunkedBackendConfig, log: Logger): 
       compactLocally: c.meta.kind === 'local',
     });
     undo.push(() => meta.close({ leave: true }));
-    const driver = new ChunkedDriver({ meta, store, clusterId: c.clusterId, nodeId: c.nodeId });
+    const cacheDir = c.cache?.dir ?? join(c.stateDir, 'cache');
+    const diskBytes = c.cache?.bytes ?? limits.chunkedDiskCacheBytesDefault;
+    const memoryBytes = c.cache?.memoryBytes ?? limits.chunkedCacheBytesMax;
+    const driver = new ChunkedDriver({ meta, store, clusterId: c.clusterId, nodeId: c.nodeId, cacheDir, cacheDiskBytes: diskBytes, cacheBytes: memoryBytes });
+    // Queued disk-cache writes finish after the shares close (undo runs in reverse: before the store).
+    undo.push(() => driver.cache.close());
     // The collector: reaps unlinked files' maps, deletes objects nothing references (after a grace
     // window), compacts fragmented ranges. Stopped before the service closes (undo runs in reverse).
     const collector = new Collector({ meta, store, clusterId: c.clusterId, nodeId: c.nodeId, logger: log.child({ part: 'collector' }) });
     collector.start();
     undo.push(() => collector.stop());
-    const where = { store: describeStore(c.store), meta: describeMeta(c.meta, c.clusterId), state: stateDir, nodeId: c.nodeId, clusterId: c.clusterId };
+    const cache = `memory ${memoryBytes} bytes, ${diskBytes === 0 ? 'no disk' : `disk ${diskBytes} bytes in ${cacheDir}`}`;
+    const where = { store: describeStore(c.store), meta: describeMeta(c.meta, c.clusterId), state: stateDir, nodeId: c.nodeId, clusterId: c.clusterId, cache };
     let closing: Promise<void> | undefined;
     return {
       driver,

@@ -56,6 +56,17 @@ export interface Config {
   /** This node's id in the metadata cluster; undefined: the host name. */
   nodeId: string | undefined;
   clusterId: string;
+  /** Read cache of the chunked shares; undefined fields: dir <stateDir>/cache, the limits' defaults. */
+  cache: CacheConfig;
+}
+
+export interface CacheConfig {
+  /** Directory of the disk tier. */
+  dir: string | undefined;
+  /** Bytes of the disk tier (0: no disk tier). */
+  bytes: number | undefined;
+  /** Bytes of the memory tier (0: none). */
+  memoryBytes: number | undefined;
 }
 
 export type StoreConfig = { kind: 'file'; dir: string } | { kind: 's3'; bucket: string; prefix: string };
@@ -82,6 +93,7 @@ export function defaultConfig(): Config {
     meta: undefined,
     nodeId: undefined,
     clusterId: 'tessera',
+    cache: { dir: undefined, bytes: undefined, memoryBytes: undefined },
   };
 }
 
@@ -188,6 +200,36 @@ export function parseId(key: string, value: string): string {
   return value;
 }
 
+const SIZE_UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+
+/** A byte count: a non-negative integer, or a string `N`, `NK`, `NM`, `NG`, `NT` (binary units; `NMiB`, `NMB` too). */
+export function parseSize(key: string, value: unknown): number {
+  let n: number;
+  if (typeof value === 'number') {
+    n = value;
+  } else if (typeof value === 'string') {
+    const m = /^(\d+)\s*([KMGT]?)(?:i?B)?$/i.exec(value.trim());
+    if (!m) throw bad(key, `"${value}" is not a size (a number of bytes, optionally with K, M, G or T)`);
+    n = Number(m[1]) * SIZE_UNITS[m[2]!.toUpperCase()]!;
+  } else {
+    throw bad(key, 'must be a size: a number of bytes or a string like "512M"');
+  }
+  if (!Number.isSafeInteger(n) || n < 0) throw bad(key, `${String(value)} is not a byte count from 0 to 2^53`);
+  return n;
+}
+
+/** Disk cache size: 0 (off) or at least limits.chunkedDiskCacheBytesMin. */
+export function parseDiskCacheSize(key: string, value: unknown): number {
+  const n = parseSize(key, value);
+  if (n !== 0 && n < limits.chunkedDiskCacheBytesMin) throw bad(key, `${String(value)} is below the smallest disk cache, ${limits.chunkedDiskCacheBytesMin} bytes (0 turns it off)`);
+  return n;
+}
+
+function parseCacheDir(key: string, value: string, baseDir: string): string {
+  if (value === '' || value.includes('\0')) throw bad(key, 'must be a directory path');
+  return resolve(baseDir, value);
+}
+
 function checkShareName(key: string, name: string): void {
   if (!SHARE_NAME.test(name)) throw bad(key, `share name "${name}" must be 1-80 letters, digits, '_', '.', '-' or '$', starting with a letter or digit`);
   if (name.toUpperCase() === 'IPC$') throw bad(key, 'IPC$ is reserved');
@@ -231,6 +273,7 @@ const KNOWN_KEYS = new Set([
   'meta',
   'nodeId',
   'clusterId',
+  'cache',
 ]);
 
 /** Reads and validates a JSON config file; relative paths are resolved against the file's directory. */
@@ -320,6 +363,17 @@ export function loadConfigFile(path: string, into: Config): Config {
   if (o.meta !== undefined) c.meta = parseMeta('meta', str('meta'), base);
   if (o.nodeId !== undefined) c.nodeId = parseId('nodeId', str('nodeId'));
   if (o.clusterId !== undefined) c.clusterId = parseId('clusterId', str('clusterId'));
+  if (o.cache !== undefined) {
+    const k = o.cache as Record<string, unknown>;
+    if (typeof k !== 'object' || k === null || Array.isArray(k)) throw bad('cache', 'must be an object {dir, bytes, memoryBytes}');
+    for (const x of Object.keys(k)) if (!['dir', 'bytes', 'memoryBytes'].includes(x)) throw bad(`cache.${x}`, 'unknown key (known: dir, bytes, memoryBytes)');
+    if (k.dir !== undefined) {
+      if (typeof k.dir !== 'string') throw bad('cache.dir', 'must be a directory path');
+      c.cache.dir = parseCacheDir('cache.dir', k.dir, base);
+    }
+    if (k.bytes !== undefined) c.cache.bytes = parseDiskCacheSize('cache.bytes', k.bytes);
+    if (k.memoryBytes !== undefined) c.cache.memoryBytes = parseSize('cache.memoryBytes', k.memoryBytes);
+  }
   return c;
 }
 
@@ -354,6 +408,15 @@ export function applyBackendFlag(config: Config, args: readonly string[], i: num
       return 2;
     case '--state-dir':
       config.stateDir = resolve(cwd, flagValue(args, i, a));
+      return 2;
+    case '--cache-dir':
+      config.cache.dir = parseCacheDir(a, flagValue(args, i, a), cwd);
+      return 2;
+    case '--cache-bytes':
+      config.cache.bytes = parseDiskCacheSize(a, flagValue(args, i, a));
+      return 2;
+    case '--cache-memory-bytes':
+      config.cache.memoryBytes = parseSize(a, flagValue(args, i, a));
       return 2;
     default:
       return 0;

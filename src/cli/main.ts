@@ -34,6 +34,7 @@ const USAGE = `usage:
                 [--require-signing] [--guest] [--server-name NAME] [--state-dir DIR] [--log-level LEVEL]
                 [--store file:///DIR | --store s3://BUCKET/PREFIX [--s3-endpoint URL]]
                 [--meta local:///DIR | --meta etcd://HOST:PORT,...[/PREFIX]] [--node-id ID] [--cluster-id ID]
+                [--cache-dir DIR] [--cache-bytes SIZE] [--cache-memory-bytes SIZE]
   tessera serve --default        embedded default: chunked share "vms" with objects in ./data/objects and
                                  metadata in ./data/meta, users in ./data/users.json, port 445 (override
                                  with --listen); a user is created on first start
@@ -41,6 +42,9 @@ const USAGE = `usage:
   --share NAME=PATH   a directory shared as it is (posix driver)
   --share NAME        a chunked share on the object store (--store, default file://<state dir>/objects)
                       with its metadata in --meta (default local://<state dir>/meta); state dir: ./data
+  --cache-dir DIR     read cache of chunked shares on disk (default <state dir>/cache); --cache-bytes
+                      bounds it (default 4G; 0: no disk cache), --cache-memory-bytes the memory tier
+                      (default 256M); sizes take K, M, G, T
   tessera user add NAME [--users-file FILE]     (reads the password from stdin or asks twice on a terminal)
   tessera user del NAME [--users-file FILE]
   tessera user list [--users-file FILE]
@@ -183,6 +187,7 @@ export function parseServeArgs(args: string[], cwd = process.cwd()): ServeFlags 
     config.store ??= { kind: 'file', dir: join(config.stateDir, 'objects') };
     config.meta ??= { kind: 'local', dir: join(config.stateDir, 'meta') };
     config.nodeId ??= parseId('--node-id (default: the host name)', hostname().split('.')[0] || 'tessera');
+    config.cache.dir ??= join(config.stateDir, 'cache');
   }
   if (!config.usersFile && config.inlineUsers.length === 0 && !config.guest) {
     throw new TesseraError('TESSERA_CONFIG_INVALID', 'no users: give --user NAME:PASSWORD, --users-file FILE, or --guest');
@@ -253,7 +258,7 @@ async function serve(args: string[]): Promise<number> {
     }
     if (config.shares.some((s) => s.path === undefined)) {
       chunked = await openChunkedBackend(
-        { store: config.store!, s3Endpoint: config.s3Endpoint, meta: config.meta!, stateDir: config.stateDir!, nodeId: config.nodeId!, clusterId: config.clusterId },
+        { store: config.store!, s3Endpoint: config.s3Endpoint, meta: config.meta!, stateDir: config.stateDir!, nodeId: config.nodeId!, clusterId: config.clusterId, cache: config.cache },
         log,
       );
       log.info(chunked.where, 'chunked shares: objects in the store, metadata in the log (state is a local copy)');

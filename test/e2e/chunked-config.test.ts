@@ -103,6 +103,27 @@ describe('chunked share configuration', () => {
     expect(refusal(['--config', file])).toMatch(/config: shares\[0\]\.path/);
   });
 
+  test('read cache: --cache-dir, --cache-bytes, --cache-memory-bytes, the config file, defaults, bad values', () => {
+    expect(parse('--share', 'vms').cache).toEqual({ dir: join(cwd, 'data', 'cache'), bytes: undefined, memoryBytes: undefined });
+    expect(parse('--share', 'vms', '--cache-dir', 'c', '--cache-bytes', '2G', '--cache-memory-bytes', '512M').cache).toEqual({ dir: join(cwd, 'c'), bytes: 2 * 1024 ** 3, memoryBytes: 512 * 1024 ** 2 });
+    expect(parse('--share', 'vms', '--cache-bytes', '0', '--cache-memory-bytes', '65536').cache).toMatchObject({ bytes: 0, memoryBytes: 65536 });
+    expect(parse('--share', 'vms', '--state-dir', 'st', '--cache-bytes', '10MiB').cache).toEqual({ dir: join(cwd, 'st', 'cache'), bytes: 10 * 1024 ** 2, memoryBytes: undefined });
+    expect(refusal(['--share', 'vms', '--cache-bytes', '12X'])).toMatch(/--cache-bytes: "12X" is not a size/);
+    expect(refusal(['--share', 'vms', '--cache-bytes', '1000'])).toMatch(/--cache-bytes: .*below the smallest disk cache/);
+    expect(refusal(['--share', 'vms', '--cache-memory-bytes', '-1'])).toMatch(/--cache-memory-bytes: "-1" is not a size/);
+    expect(refusal(['--share', 'vms', '--cache-dir'])).toMatch(/--cache-dir needs a value/);
+    const file = join(cwd, 'tessera-cache.json');
+    writeFileSync(file, JSON.stringify({ shares: [{ name: 'vms' }], cache: { dir: 'cdir', bytes: '1G', memoryBytes: 1048576 } }));
+    expect(parse('--config', file).cache).toEqual({ dir: join(cwd, 'cdir'), bytes: 1024 ** 3, memoryBytes: 1024 ** 2 });
+    expect(parse('--config', file, '--cache-bytes', '0').cache.bytes).toBe(0);
+    writeFileSync(file, JSON.stringify({ shares: [{ name: 'vms' }], cache: { size: 1 } }));
+    expect(refusal(['--config', file])).toMatch(/config: cache\.size: unknown key/);
+    writeFileSync(file, JSON.stringify({ shares: [{ name: 'vms' }], cache: { bytes: 1.5 } }));
+    expect(refusal(['--config', file])).toMatch(/config: cache\.bytes: 1\.5 is not a byte count/);
+    writeFileSync(file, JSON.stringify({ shares: [{ name: 'vms' }], cache: 'big' }));
+    expect(refusal(['--config', file])).toMatch(/config: cache: must be an object/);
+  });
+
   test('serve --default: chunked share vms on ./data/objects with the local log in ./data/meta', () => {
     const { config, defaultMode } = parseServeArgs(['--default'], cwd);
     expect(defaultMode).toBe(true);

@@ -5,8 +5,12 @@
 // cached range never goes stale: the cache is keyed by (object key, aligned block index), with no
 // invalidation. A map change (write, punch, clone) only changes which blocks later reads ask for.
 //
-// - Memory only (no disk tier yet). Bounded by bytes (LRU; blocks are counted by their length), the
-//   bound configurable (0: nothing is kept, reads still go through the same path).
+// - Memory tier bounded by bytes (LRU; blocks are counted by their length), the bound configurable
+//   (0: nothing is kept, reads still go through the same path).
+// - Optional disk tier under it (disk-cache.ts): a block missing from memory is looked up on disk
+//   (verified) before the store; a block fetched from the store is queued to be written to disk in the
+//   background (write-through; a block evicted from memory is queued again in case its write was
+//   skipped). A read never waits for a disk write.
 // - Ownership (spi.ts): a cached block is never handed out. Callers get bytes copied into their own
 //   buffer (readInto), which they may change or encrypt in place.
 // - Concurrent misses of one block share one fetch (also a read arriving while read-ahead fetches it).
@@ -19,6 +23,7 @@
 import { limits } from '../../base/limits.js';
 import type { ObjectStore } from '../../objstore/spi.js';
 import { IosError } from '../spi.js';
+import { DiskCache } from './disk-cache.js';
 
 /** A range of an object to copy to `at` in the output. */
 export interface ReadPiece {
@@ -39,6 +44,8 @@ export interface BlockCacheOptions {
   prefetchInFlightBytesMax?: number;
   /** Gets one readInto keeps in flight (default limits.chunkedReadGetsInFlightMax). */
   getsInFlightMax?: number;
+  /** The disk tier (absent: memory only). Its blocks have this cache's block size. */
+  disk?: { dir: string; bytesMax: number; writeQueueBytesMax?: number; writesInFlightMax?: number };
 }
 
 export interface BlockCacheStats {
@@ -57,6 +64,8 @@ export interface BlockCacheStats {
   /** Read-ahead gets that failed (nobody waited for them; a read that needs the blocks fetches again). */
   prefetchFailures: number;
   evictions: number;
+  /** Blocks missing from memory found on disk (the disk tier's own figures: `disk.stats`). */
+  diskHits: number;
 }
 
 interface Deferred {
@@ -102,7 +111,9 @@ export class BlockCache {
   private readonly inflight = new Map<string, Deferred>();
   private held = 0;
   private prefetching = 0;
-  readonly stats: BlockCacheStats = { hits: 0, misses: 0, joined: 0, gets: 0, getBytes: 0, prefetchedBlocks: 0, prefetchSkipped: 0, prefetchFailures: 0, evictions: 0 };
+  readonly stats: BlockCacheStats = { hits: 0, misses: 0, joined: 0, gets: 0, getBytes: 0, prefetchedBlocks: 0, prefetchSkipped: 0, prefetchFailures: 0, evictions: 0, diskHits: 0 };
+  /** The disk tier, if configured. */
+  readonly disk: DiskCache | undefined;
 
   constructor(
     private readonly store: ObjectStore,
@@ -119,6 +130,21 @@ export class BlockCache {
     checkPositiveInt('prefetchInFlightBytesMax', this.prefetchBytesMax, 0);
     checkPositiveInt('getsInFlightMax', this.getsMax, 1);
     this.fetchBlocksMax = Math.max(1, Math.floor(fetchBytes / this.blockBytes));
+    if (opts.disk !== undefined) {
+      const d = opts.disk;
+      this.disk = new DiskCache({
+        dir: d.dir,
+        bytesMax: d.bytesMax,
+        blockBytes: this.blockBytes,
+        ...(d.writeQueueBytesMax !== undefined ? { writeQueueBytesMax: d.writeQueueBytesMax } : {}),
+        ...(d.writesInFlightMax !== undefined ? { writesInFlightMax: d.writesInFlightMax } : {}),
+      });
+    }
+  }
+
+  /** Waits for the disk tier's queued writes and stops it taking more (reads still work). */
+  async close(): Promise<void> {
+    await this.disk?.close();
   }
 
   /** Bytes currently kept. */
@@ -172,7 +198,7 @@ export class BlockCache {
    * bytes scheduled.
    */
   prefetch(ranges: readonly { object: string; objectOffset: number; length: number }[]): number {
-    if (this.bytesMax === 0) return 0; // nothing would be kept
+    if (this.bytesMax === 0 && this.disk === undefined) return 0; // nothing would be kept
     const runs: Run[] = [];
     for (const r of ranges) {
       if (r.length <= 0) continue;
@@ -254,8 +280,41 @@ export class BlockCache {
     }
   }
 
-  /** One ranged get for a run; resolves its blocks (kept if they fit) or rejects them. Never rejects. */
+  /**
+   * Resolves a run's blocks: from the disk tier where it has them, the rest by ranged gets (one per
+   * stretch of consecutive blocks missing on disk, one after another so that a run stays one get in
+   * flight). Never rejects.
+   */
   private async fetchRun(run: Run, prefetch: boolean): Promise<void> {
+    const disk = this.disk;
+    if (disk === undefined) return this.getRun(run, prefetch);
+    const found = await Promise.all(run.waits.map((_, i) => disk.get(run.object, run.first + i)));
+    const rest: Run[] = [];
+    let sub: Run | undefined;
+    for (let i = 0; i < run.count; i++) {
+      const f = found[i];
+      const d = run.waits[i]!;
+      if (f !== undefined) {
+        const k = this.keyOf(run.object, run.first + i);
+        if (this.inflight.get(k) === d) this.inflight.delete(k);
+        this.stats.diskHits++;
+        this.keep(k, f);
+        d.resolve(f);
+        sub = undefined;
+        continue;
+      }
+      if (sub === undefined) {
+        sub = { object: run.object, first: run.first + i, count: 0, waits: [] };
+        rest.push(sub);
+      }
+      sub.waits.push(d);
+      sub.count++;
+    }
+    for (const r of rest) await this.getRun(r, prefetch);
+  }
+
+  /** One ranged get for a run; resolves its blocks (kept if they fit) or rejects them. Never rejects. */
+  private async getRun(run: Run, prefetch: boolean): Promise<void> {
     const B = this.blockBytes;
     const offset = run.first * B;
     let buf: Buffer;
@@ -280,7 +339,10 @@ export class BlockCache {
       // so evicting one frees it (a subarray would pin the whole get).
       const block = run.count === 1 ? buf : Buffer.from(buf.subarray(s, t));
       if (this.inflight.get(k) === run.waits[i]) this.inflight.delete(k);
-      if (block.length > 0) this.keep(k, block);
+      if (block.length > 0) {
+        this.keep(k, block);
+        this.disk?.put(run.object, run.first + i, block);
+      }
       run.waits[i]!.resolve(block);
     }
   }
@@ -309,6 +371,11 @@ export class BlockCache {
       this.blocks.delete(oldest.value);
       this.held -= ob.length;
       this.stats.evictions++;
+      if (this.disk !== undefined) {
+        // Its write-through may have been skipped (queue full): offer it again (a no-op if on disk).
+        const sep = oldest.value.lastIndexOf('\u0000');
+        this.disk.put(oldest.value.slice(0, sep), Number(oldest.value.slice(sep + 1)), ob);
+      }
     }
   }
 

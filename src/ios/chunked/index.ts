@@ -8,7 +8,7 @@
 //   in the store and its map update is applied on this node (so every answered write is durable:
 //   flush() only waits for writes still in flight);
 // - reads fetch mapped ranges through a bounded memory cache of object blocks (cache.ts, one per
-//   driver), with per-handle read-ahead of sequential access; holes read as zeros without the store;
+//   driver) over an optional bounded disk cache (disk-cache.ts; cacheDir), with per-handle read-ahead of sequential access; holes read as zeros without the store;
 // - zeroRange/trimRange/allocatedRanges/cloneRange/copyRange on ChunkedHandle: map operations beyond
 //   the SPI (the FSCTLs that use them come later);
 // - security descriptors are opaque bytes to this driver and to the namespace records (spi.ts);
@@ -18,13 +18,15 @@ import { systemClock, type Clock } from '../../base/clock.js';
 import type { MetaService } from '../../meta/service.js';
 import type { ObjectStore } from '../../objstore/spi.js';
 import { IOS_SPI_VERSION, type IosDriver, type IosShare } from '../spi.js';
-import { BlockCache } from './cache.js';
+import { limits } from '../../base/limits.js';
+import { BlockCache, type BlockCacheOptions } from './cache.js';
 import { ChunkedShare, type ChunkedShareDeps } from './share.js';
 
 export { ChunkedShare } from './share.js';
 export { ChunkedHandle } from './handle.js';
 export { SegmentWriter, type SegmentStats } from './segments.js';
 export { BlockCache, type BlockCacheOptions, type BlockCacheStats } from './cache.js';
+export { DiskCache, type DiskCacheOptions, type DiskCacheStats } from './disk-cache.js';
 
 export interface ChunkedDriverOptions {
   meta: MetaService;
@@ -41,6 +43,9 @@ export interface ChunkedDriverOptions {
   /** Read cache bytes (default limits.chunkedCacheBytesMax; 0 keeps nothing) and block size. */
   cacheBytes?: number;
   cacheBlockBytes?: number;
+  /** Disk tier of the read cache: its directory (absent: memory only) and bytes (> 0). */
+  cacheDir?: string;
+  cacheDiskBytes?: number;
   /** Largest read-ahead window per handle (default limits.chunkedReadAheadBytesMax; 0 disables). */
   readAheadBytes?: number;
 }
@@ -49,7 +54,7 @@ export class ChunkedDriver implements IosDriver {
   readonly name = 'chunked';
   readonly spiVersion = IOS_SPI_VERSION;
   private readonly deps: ChunkedShareDeps;
-  /** The read cache shared by every share of this driver (one store). */
+  /** The read cache shared by every share of this driver (one store); close() it after the shares. */
   readonly cache: BlockCache;
 
   constructor(opts: ChunkedDriverOptions) {
@@ -64,9 +69,12 @@ export class ChunkedDriver implements IosDriver {
     if (opts.groupCommitMs !== undefined) deps.groupCommitMs = opts.groupCommitMs;
     if (opts.bufferedBytesMax !== undefined) deps.bufferedBytesMax = opts.bufferedBytesMax;
     if (opts.extentsPerCommandMax !== undefined) deps.extentsPerCommandMax = opts.extentsPerCommandMax;
-    const cacheOpts: { bytesMax?: number; blockBytes?: number } = {};
+    const cacheOpts: BlockCacheOptions = {};
     if (opts.cacheBytes !== undefined) cacheOpts.bytesMax = opts.cacheBytes;
     if (opts.cacheBlockBytes !== undefined) cacheOpts.blockBytes = opts.cacheBlockBytes;
+    if (opts.cacheDir !== undefined && opts.cacheDiskBytes !== 0) {
+      cacheOpts.disk = { dir: opts.cacheDir, bytesMax: opts.cacheDiskBytes ?? limits.chunkedDiskCacheBytesDefault };
+    }
     this.cache = new BlockCache(opts.store, cacheOpts);
     deps.cache = this.cache;
     if (opts.readAheadBytes !== undefined) deps.readAheadBytesMax = opts.readAheadBytes;
