@@ -230,6 +230,18 @@ export const limits = {
    *  of file atomically, as ext.write does; the rest is an ext.clone). */
   chunkedCopyTailBytes: 4 * KiB,
 
+  // --- Chunked driver: disk tier of the read cache (src/ios/chunked/disk-cache.ts, H17) ---
+  /** Default bytes of block files the disk cache keeps (--cache-bytes; 0 disables the disk tier). */
+  chunkedDiskCacheBytesDefault: 4 * 1024 * MiB,
+  /** Smallest non-zero disk cache (a bound below a few blocks would only churn). */
+  chunkedDiskCacheBytesMin: 1 * MiB,
+  /** Bytes of block writes queued for the disk cache; beyond it a write is skipped, never waited for. */
+  chunkedDiskCacheWriteQueueBytesMax: 32 * MiB,
+  /** Block files written concurrently. */
+  chunkedDiskCacheWritesInFlightMax: 4,
+  /** Block files read concurrently at start-up while indexing the cache directory. */
+  chunkedDiskCacheScanStatsInFlightMax: 32,
+
   // --- Collector and fsck of chunked shares (src/ios/chunked/collector.ts, fsck.ts) ---
   /** An unreferenced object is deleted only once the collector has seen its 'gc' record this long
    *  (readers that resolved an extent before the record may still fetch it; late map commands of
@@ -253,6 +265,13 @@ export const limits = {
   /** Bytes one pass rewrites, and extent records it scans looking for fragmented runs. */
   collectorCompactBytesPerPass: 64 * MiB,
   collectorCompactScanPerPass: 65_536,
+  /** Orphan sweep (H18): segment keys listed per pass (paged, resuming where the last pass stopped)
+   *  and orphaned segments of superseded writers deleted per pass. */
+  collectorOrphanListPerPass: 10_000,
+  collectorOrphansPerPass: 1000,
+  /** Segment writer fencing (H18, segments.ts): a segment is put only if this node's lease runs at
+   *  least this much longer (covers the put itself and clock skew to the node that may expire us). */
+  chunkedLeaseMarginMs: 5_000,
   /** fsck: object-store heads in flight, problems listed (all are counted). */
   fsckHeadsInFlightMax: 32,
   fsckProblemsListedMax: 1000,
@@ -270,3 +289,5 @@ if (limits.metaDurableV2TimeoutDefaultMs > limits.metaDurableTimeoutMaxMs) throw
 if (limits.chunkedBufferedBytesMax < 2 * limits.chunkedSegmentBytes) throw new Error('limits: chunkedBufferedBytesMax');
 // Collector: the grace outlasts a late map command of a segment (a proposal is abandoned after its deadline).
 if (limits.collectorGraceMs < limits.metaProposeDeadlineMs) throw new Error('limits: collectorGraceMs');
+// Writer fencing: a healthy node (renewing every third of the lease) keeps more than the margin.
+if (limits.chunkedLeaseMarginMs * 3 > limits.metaNodeLeaseMs * 2 - 1) throw new Error('limits: chunkedLeaseMarginMs');

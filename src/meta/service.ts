@@ -172,6 +172,11 @@ export class MetaService {
     return this.machine.appliedPosition;
   }
 
+  /** The node lease length this service renews (0: leases disabled, nothing renewed; tests). */
+  get nodeLeaseMs(): number {
+    return this.opts.nodeLeaseMs ?? limits.metaNodeLeaseMs;
+  }
+
   // ---- proposing ----
 
   /**

@@ -8,7 +8,8 @@
 //       finished first;
 //   (c) compaction: runs of many small extents of a fork are read, written as one new segment and
 //       mapped over it with ext.rewrite, which applies only if the extents are still exactly those
-//       read (else 'stale': the new segment is deleted; it was never referenced).
+//       read (else 'stale': the new segment is deleted; it was never referenced);
+//   (d) orphan sweep: segments of superseded writers that nothing references (below).
 //
 // When is an unreferenced object old enough to delete? A reader (on any node) that resolved an
 // extent before the object lost its last reference may still fetch it, and a late map command of
@@ -21,6 +22,24 @@
 // limits.collectorGraceMs (>= limits.metaProposeDeadlineMs, asserted in limits.ts, so a proposal
 // made before the record was written has been applied or abandoned). Readers are assumed not to hold
 // a resolved extent for longer than graceMs (a READ resolves and fetches at once).
+//
+// Orphan sweep (d). A segment whose map command failed, or was cut by a crash, is in the store but
+// in no map and not in 'gc' (only objects once referenced go there). Such a segment of key
+// <cluster>/seg/<node>/<epoch>/<seq> is deleted when its writer was replaced: the node's record
+// shows an epoch above <epoch> (a new process joined with a new incarnation; from that join on the
+// state machine refuses every entry of the old incarnation, so no command can reference the segment
+// any more, and whatever that process committed before is applied here already, since this node
+// applies in log order), and it has no reference and no 'gc'/'gcx' record. Grace: the epoch must
+// have been superseded at least graceMs ago by this collector's clock (per node, (epoch, time)
+// samples like the position samples; after a restart nothing is swept for graceMs). Segments of a
+// node's current epoch are never swept by this rule: their writer may still commit them (they stay
+// fsck "garbage" until the node joins again). Keys that are not segment keys, and segments of nodes
+// without a record, are left alone (a node whose join this node has not applied yet may be writing
+// them; fsck counts them as superseded). Lagging behind the log is safe: epochs only grow, so a
+// lagging view only makes fewer segments eligible. The store is listed by prefix in pages, resuming where the last
+// pass stopped (a node's current epoch is skipped in one step), at most orphanListPerPass keys and
+// orphansPerPass deletes per pass; each page's candidates are re-checked in one metadata read just
+// before the delete.
 import { systemClock, type Clock } from '../../base/clock.js';
 import { limits } from '../../base/limits.js';
 import { decodeKey, key } from '../../meta/keys.js';
@@ -29,7 +48,9 @@ import type { CommandResult } from '../../meta/tx.js';
 import { objectRefs, reapCandidates } from '../../meta/families/extents.js';
 import { type Extent, type GcRecord, type MappedExtent } from '../../meta/families/ns-records.js';
 import type { ObjectStore } from '../../objstore/spi.js';
-import { nextSeq } from './segments.js';
+import { listNodes } from '../../meta/families/cluster.js';
+import { parseSegmentKey } from './fsck.js';
+import { leaseRefusal, nextSeq } from './segments.js';
 
 export interface CompactionOptions {
   /** An extent shorter than this is small (limits.collectorCompactSmallBytes). */
@@ -64,6 +85,12 @@ export interface CollectorOptions {
   compaction?: CompactionOptions | false;
   /** The state machine's extent budget per command (lowered only in tests). */
   extentsPerCommandMax?: number;
+  /** Orphan sweep: keys listed per pass (limits.collectorOrphanListPerPass; 0 disables the sweep). */
+  orphanListPerPass?: number;
+  /** Orphan sweep: segments deleted per pass (limits.collectorOrphansPerPass). */
+  orphansPerPass?: number;
+  /** Compaction segments are put only while the node's lease runs this much longer (limits.chunkedLeaseMarginMs). */
+  leaseMarginMs?: number;
 }
 
 export interface CollectorStats {
@@ -79,6 +106,12 @@ export interface CollectorStats {
   /** Extent records removed by compaction (before minus after) and bytes rewritten. */
   extentsCompacted: number;
   bytesRewritten: number;
+  /** Orphan sweep: segment keys listed, orphaned segments of superseded writers deleted, their bytes. */
+  orphanKeysListed: number;
+  orphansDeleted: number;
+  orphanBytesFreed: number;
+  /** Full listings of the segment prefix completed by the sweep. */
+  orphanScans: number;
 }
 
 export interface PassResult {
@@ -88,6 +121,8 @@ export interface PassResult {
   compactions: number;
   compactionsStale: number;
   extentsCompacted: number;
+  orphansDeleted: number;
+  orphanBytesFreed: number;
 }
 
 const silent: MetaLogger = { info() {}, warn() {}, error() {} };
@@ -110,6 +145,10 @@ export class Collector {
     compactionsFailed: 0,
     extentsCompacted: 0,
     bytesRewritten: 0,
+    orphanKeysListed: 0,
+    orphansDeleted: 0,
+    orphanBytesFreed: 0,
+    orphanScans: 0,
   };
   private readonly meta: MetaService;
   private readonly store: ObjectStore;
@@ -122,6 +161,17 @@ export class Collector {
   private readonly gcPerPass: number;
   private readonly compact: Required<CompactionOptions> | undefined;
   private readonly segPrefix: string;
+  private readonly clusterSegPrefix: string;
+  private readonly clusterId: string;
+  private readonly orphanListPerPass: number;
+  private readonly orphansPerPass: number;
+  private readonly leaseMarginMs: number;
+  /** Per node: (epoch, monotonic ms) samples, oldest first (the orphan sweep's grace). */
+  private epochSamples = new Map<string, { epoch: number; at: number }[]>();
+  /** Where the orphan listing resumes (exclusive); undefined: at the start of the prefix. */
+  private orphanAfter: string | undefined;
+  /** Orphans deleted in the current full listing (logged when it completes). */
+  private orphanScanDeleted = 0;
   /** (applied position, monotonic ms) samples, oldest first. */
   private samples: { position: number; at: number }[] = [];
   /** Where the gc scan and the compaction scan resume (key of the next record to look at). */
@@ -144,7 +194,19 @@ export class Collector {
     this.reapSlices = opts.reapSlicesPerPass ?? limits.collectorReapSlicesPerPass;
     this.gcPerPass = opts.gcObjectsPerPass ?? limits.collectorGcObjectsPerPass;
     this.segPrefix = `${opts.clusterId}/seg/${opts.nodeId}/`;
-    for (const [n, v] of [['graceMs', this.graceMs], ['positionLag', this.positionLag], ['intervalMs', this.intervalMs]] as const) {
+    this.clusterSegPrefix = `${opts.clusterId}/seg/`;
+    this.clusterId = opts.clusterId;
+    this.orphanListPerPass = opts.orphanListPerPass ?? limits.collectorOrphanListPerPass;
+    this.orphansPerPass = opts.orphansPerPass ?? limits.collectorOrphansPerPass;
+    this.leaseMarginMs = opts.leaseMarginMs ?? limits.chunkedLeaseMarginMs;
+    for (const [n, v] of [
+      ['graceMs', this.graceMs],
+      ['positionLag', this.positionLag],
+      ['intervalMs', this.intervalMs],
+      ['orphanListPerPass', this.orphanListPerPass],
+      ['orphansPerPass', this.orphansPerPass],
+      ['leaseMarginMs', this.leaseMarginMs],
+    ] as const) {
       if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`Collector: ${n} must be a non-negative integer`);
     }
     if (opts.compaction !== false) {
@@ -209,6 +271,36 @@ export class Collector {
     let keep = 0;
     for (let i = 0; i < this.samples.length; i++) if (now - this.samples[i]!.at >= this.graceMs) keep = i;
     if (keep > 0) this.samples = this.samples.slice(keep);
+    // The same per node for epochs (node records are few: one per node id of the cluster).
+    let nodes;
+    try {
+      nodes = this.meta.read((tx) => listNodes(tx));
+    } catch {
+      return; // the service failed: the pass fails at its first step
+    }
+    const seen = new Set<string>();
+    for (const n of nodes) {
+      seen.add(n.node);
+      let list = this.epochSamples.get(n.node);
+      if (list === undefined) {
+        list = [];
+        this.epochSamples.set(n.node, list);
+      }
+      const lastE = list[list.length - 1];
+      if (lastE === undefined || lastE.epoch !== n.epoch) list.push({ epoch: n.epoch, at: now });
+      let k = 0;
+      for (let i = 0; i < list.length; i++) if (now - list[i]!.at >= this.graceMs) k = i;
+      if (k > 0) list.splice(0, k);
+    }
+    for (const id of [...this.epochSamples.keys()]) if (!seen.has(id)) this.epochSamples.delete(id);
+  }
+
+  /** The highest epoch of `node` this collector saw at least graceMs ago (-1: none). */
+  private safeEpoch(node: string): number {
+    const now = this.clock.monotonicMs();
+    let e = -1;
+    for (const s of this.epochSamples.get(node) ?? []) if (now - s.at >= this.graceMs) e = Math.max(e, s.epoch);
+    return e;
   }
 
   /** P*: the highest position this node had applied at least graceMs ago (-1: none). */
@@ -221,12 +313,13 @@ export class Collector {
 
   private async pass(): Promise<PassResult> {
     this.sample();
-    const r: PassResult = { reapSlices: 0, objectsDeleted: 0, bytesFreed: 0, compactions: 0, compactionsStale: 0, extentsCompacted: 0 };
+    const r: PassResult = { reapSlices: 0, objectsDeleted: 0, bytesFreed: 0, compactions: 0, compactionsStale: 0, extentsCompacted: 0, orphansDeleted: 0, orphanBytesFreed: 0 };
     await this.reap(r);
     await this.deleteGarbage(r);
     if (this.compact !== undefined) await this.compactRuns(r);
+    if (!this.stopping) await this.sweepOrphans(r);
     this.stats.passes++;
-    if (r.reapSlices + r.objectsDeleted + r.compactions + r.compactionsStale > 0) {
+    if (r.reapSlices + r.objectsDeleted + r.compactions + r.compactionsStale + r.orphansDeleted > 0) {
       this.log.info({ ...r, totals: { ...this.stats } }, 'collector pass');
     }
     return r;
@@ -318,6 +411,90 @@ export class Collector {
     }
   }
 
+  // ---- (d) orphan sweep (see the header) ----
+
+  private async sweepOrphans(r: PassResult): Promise<void> {
+    let listBudget = this.orphanListPerPass;
+    let deleteBudget = this.orphansPerPass;
+    if (listBudget === 0 || deleteBudget === 0) return;
+    const prefix = this.clusterSegPrefix;
+    while (listBudget > 0 && deleteBudget > 0 && !this.stopping) {
+      const after = this.orphanAfter;
+      const limit = Math.min(limits.objstoreListPageMax, listBudget);
+      const page = await this.store.list(prefix, after === undefined ? { limit } : { after, limit });
+      listBudget -= page.objects.length;
+      this.stats.orphanKeysListed += page.objects.length;
+      // Candidates: segment keys of an epoch superseded at least graceMs ago.
+      const cands: { key: string; size: number; nodeId: string; epoch: number }[] = [];
+      /** Last key dealt with (the next listing starts after it). */
+      let done = after;
+      let full = false;
+      let skipPrefix: string | undefined;
+      for (const o of page.objects) {
+        const seg = skipPrefix !== undefined && o.key.startsWith(skipPrefix) ? undefined : parseSegmentKey(this.clusterId, o.key);
+        if (seg !== undefined) {
+          if (seg.epoch < this.safeEpoch(seg.nodeId)) {
+            if (cands.length === deleteBudget) {
+              full = true; // this key is looked at again next time
+              break;
+            }
+            cands.push({ key: o.key, size: o.size, nodeId: seg.nodeId, epoch: seg.epoch });
+          } else {
+            // An epoch not sweepable (current, or superseded too recently): skip the rest of it.
+            skipPrefix = `${prefix}${seg.nodeId}/${seg.epoch}/`;
+          }
+        }
+        done = o.key;
+      }
+      if (cands.length > 0) await this.deleteOrphans(cands, r);
+      deleteBudget -= cands.length;
+      if (full) {
+        this.orphanAfter = done;
+        break;
+      }
+      if (page.next === undefined) {
+        // The end of the prefix: the next listing starts over (at most one full listing per pass).
+        this.orphanAfter = undefined;
+        this.stats.orphanScans++;
+        if (this.orphanScanDeleted > 0) {
+          this.log.info({ deleted: this.orphanScanDeleted, totals: { ...this.stats } }, 'collector: orphan sweep went through every segment');
+        }
+        this.orphanScanDeleted = 0;
+        break;
+      }
+      // Past the rest of a skipped epoch in one step ('~' is the highest printable key character).
+      this.orphanAfter = skipPrefix !== undefined && done !== undefined && done.startsWith(skipPrefix) ? `${skipPrefix}~` : page.next;
+      if (page.objects.length === 0) break; // (a store paging oddity: never spin)
+    }
+  }
+
+  /** Re-checks candidates against the current map (one read), deletes what is still an orphan. */
+  private async deleteOrphans(cands: { key: string; size: number; nodeId: string; epoch: number }[], r: PassResult): Promise<void> {
+    const still = this.meta.read((tx) =>
+      cands.filter((c) => {
+        const node = tx.get<{ epoch: number }>(key('node', c.nodeId));
+        return node !== undefined && node.epoch > c.epoch && objectRefs(tx, c.key) === 0 && tx.get(key('gc', c.key)) === undefined && tx.get(key('gcx', c.key)) === undefined;
+      }),
+    );
+    for (let i = 0; i < still.length; i += limits.objstoreDeleteBatchMax) {
+      const part = still.slice(i, i + limits.objstoreDeleteBatchMax);
+      const res = await this.store.deleteMany(part.map((c) => c.key));
+      if (res.errors.length > 0) {
+        this.stats.deleteErrors += res.errors.length;
+        this.log.warn({ errors: res.errors.slice(0, 5), count: res.errors.length }, 'collector: some orphan deletes failed (retried on a later listing)');
+      }
+      const deleted = new Set(res.deleted);
+      for (const c of part) {
+        if (!deleted.has(c.key)) continue;
+        r.orphansDeleted++;
+        r.orphanBytesFreed += c.size;
+        this.stats.orphansDeleted++;
+        this.stats.orphanBytesFreed += c.size;
+        this.orphanScanDeleted++;
+      }
+    }
+  }
+
   // ---- (c) compaction ----
 
   /** Finds runs of small extents (one consistent read, bounded), then rewrites them one by one. */
@@ -374,6 +551,13 @@ export class Collector {
     } catch (err) {
       this.stats.compactionsFailed++;
       this.log.warn({ err, fork: run.fork }, 'collector: compaction read failed');
+      return;
+    }
+    // Compaction segments are segments too: written only under a valid lease (segments.ts, fencing).
+    const fenced = leaseRefusal(this.meta, this.clock.nowMs(), this.leaseMarginMs);
+    if (fenced !== undefined) {
+      this.stats.compactionsFailed++;
+      this.log.warn({ fork: run.fork, reason: fenced }, 'collector: compaction not written (fenced)');
       return;
     }
     const { epoch } = this.meta.membership;

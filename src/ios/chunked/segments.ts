@@ -20,7 +20,16 @@
 // Object keys describe themselves: <clusterId>/seg/<nodeId>/<epoch>/<seq: 16 hex digits>. The epoch
 // changes with every join of the node (a new process), so keys from two processes never collide; the
 // sequence is per MetaService (one per process), shared by every share and driver using it.
+//
+// Fencing (ARCHITECTURE.md: "A node may only write segments while it holds a valid lease on its
+// epoch in the metadata log; a node cut off from the log stops answering writes before another node
+// may take over"): a segment is put only if this node's membership, as applied locally, is still
+// ours and its lease runs at least limits.chunkedLeaseMarginMs past now (by the driver's clock); see
+// leaseRefusal(). Otherwise the segment's writes fail EIO and nothing is put. The check is repeated
+// after the put, before the map commands are proposed (a put may be slow).
+import { systemClock, type Clock } from '../../base/clock.js';
 import { limits } from '../../base/limits.js';
+import { getNode } from '../../meta/families/cluster.js';
 import type { MetaService } from '../../meta/service.js';
 import type { CommandResult } from '../../meta/tx.js';
 import { boundedEnd } from '../../meta/families/extents.js';
@@ -61,6 +70,48 @@ export interface SegmentWriterOptions {
   bufferedBytesMax?: number;
   /** The state machine's extent budget per command (limits.metaExtentsPerCommandMax unless lowered in tests). */
   extentsPerCommandMax?: number;
+  /** The driver's clock: the lease check compares the node's leaseUntil with its nowMs(). */
+  clock?: Clock;
+  /** How long the lease must still run when a segment is put (limits.chunkedLeaseMarginMs). */
+  leaseMarginMs?: number;
+}
+
+/**
+ * Why this node may not write segments now, or undefined if it may (the fencing rule).
+ *
+ * Why it fences: another node may declare this one down (node.expire) only once its leaseUntil has
+ * passed by that node's clock, and a new process of this node id joins with a new incarnation and
+ * epoch, after which the state machine refuses every entry of ours ('stale'). Either way our map
+ * commands would not be answered; but a node partitioned from the log (renewals no longer applied)
+ * could go on putting segment objects, and with its in-flight proposals possibly still committing
+ * until it is expired. Refusing to write once the lease, as this node last applied it, runs out
+ * (minus a margin covering the put and clock skew) closes that window: a node that cannot renew
+ * stops writing before anyone may take over from it.
+ *
+ * Refused when: the service failed or is not joined; the node record is missing, not 'up', or of
+ * another incarnation or epoch than ours; leaseUntil - marginMs < nowMs. With leases disabled
+ * (MetaService nodeLeaseMs 0: nothing is renewed; single-process tests) the time rule is skipped and
+ * only the membership rules apply.
+ */
+export function leaseRefusal(meta: MetaService, nowMs: number, marginMs: number): string | undefined {
+  if (meta.failure !== undefined) return `metadata service failed: ${meta.failure.message}`;
+  const { incarnation, epoch } = meta.membership;
+  if (incarnation === 0) return 'metadata service not joined';
+  let rec;
+  try {
+    rec = meta.read((tx) => getNode(tx, meta.nodeId));
+  } catch (err) {
+    return `cannot read the node record: ${(err as Error).message}`;
+  }
+  if (rec === undefined) return `node ${meta.nodeId} has no membership record`;
+  if (rec.incarnation !== incarnation || rec.epoch !== epoch) {
+    return `node ${meta.nodeId} incarnation ${incarnation} epoch ${epoch} was superseded by incarnation ${rec.incarnation} epoch ${rec.epoch}`;
+  }
+  if (rec.state !== 'up') return `node ${meta.nodeId} is ${rec.state}`;
+  if (meta.nodeLeaseMs > 0 && rec.leaseUntil - marginMs < nowMs) {
+    return `node ${meta.nodeId} lease ends at ${rec.leaseUntil}, less than ${marginMs} ms after now (${nowMs}): not renewed`;
+  }
+  return undefined;
 }
 
 /** Segment counters, one per metadata service (one per process and node join). */
@@ -81,6 +132,8 @@ export interface SegmentStats {
   segmentBytes: number;
   writes: number;
   failedSegments: number;
+  /** Segments refused by the lease check (fencing): their writes failed, nothing was put or mapped. */
+  fencedSegments: number;
 }
 
 export class SegmentWriter {
@@ -91,6 +144,8 @@ export class SegmentWriter {
   private readonly groupCommitMs: number;
   private readonly bufferedBytesMax: number;
   private readonly extentsPerCommandMax: number;
+  private readonly clock: Clock;
+  private readonly leaseMarginMs: number;
   private cur: Segment | undefined;
   /** Bytes of writes accepted and not yet answered. */
   private buffered = 0;
@@ -101,7 +156,7 @@ export class SegmentWriter {
   private readonly pendingByFork = new Map<number, Set<Promise<void>>>();
   private readonly all = new Set<Promise<void>>();
   private closed = false;
-  readonly stats: SegmentStats = { segments: 0, segmentBytes: 0, writes: 0, failedSegments: 0 };
+  readonly stats: SegmentStats = { segments: 0, segmentBytes: 0, writes: 0, failedSegments: 0, fencedSegments: 0 };
 
   constructor(opts: SegmentWriterOptions) {
     this.meta = opts.meta;
@@ -111,6 +166,15 @@ export class SegmentWriter {
     this.groupCommitMs = opts.groupCommitMs ?? limits.chunkedGroupCommitMs;
     this.extentsPerCommandMax = opts.extentsPerCommandMax ?? limits.metaExtentsPerCommandMax;
     this.bufferedBytesMax = Math.max(opts.bufferedBytesMax ?? limits.chunkedBufferedBytesMax, 2 * this.segmentBytes);
+    this.clock = opts.clock ?? systemClock;
+    this.leaseMarginMs = opts.leaseMarginMs ?? limits.chunkedLeaseMarginMs;
+    if (!Number.isSafeInteger(this.leaseMarginMs) || this.leaseMarginMs < 0) throw new RangeError('SegmentWriter: leaseMarginMs must be a non-negative integer');
+  }
+
+  /** The fencing check (leaseRefusal) as an EIO, or undefined if this node may write segments. */
+  private fenced(): IosError | undefined {
+    const why = leaseRefusal(this.meta, this.clock.nowMs(), this.leaseMarginMs);
+    return why === undefined ? undefined : new IosError('EIO', `segment write fenced: ${why}`);
   }
 
   /**
@@ -226,6 +290,13 @@ export class SegmentWriter {
     if (seg === undefined) return;
     this.cur = undefined;
     if (seg.timer !== undefined) clearTimeout(seg.timer);
+    const fenced = this.fenced();
+    if (fenced !== undefined) {
+      // Nothing is put: the writes fail (none was answered) and the map is untouched.
+      this.stats.fencedSegments++;
+      this.finish(seg.writes, fenced);
+      return;
+    }
     const { epoch } = this.meta.membership;
     const key = `${this.prefix}${epoch}/${nextSeq(this.meta).toString(16).padStart(16, '0')}`;
     this.stats.segments++;
@@ -256,6 +327,15 @@ export class SegmentWriter {
       const e = toIosError(putError, `segment ${key}`);
       const io = e.code === 'EIO' ? e : new IosError('EIO', e.message, { cause: putError });
       this.finish(seg.writes, io);
+      return;
+    }
+    // The lease may have run out during the put: then propose nothing (the object is garbage of our
+    // epoch, swept once this node joins again; fsck reports it meanwhile).
+    const fenced = this.fenced();
+    if (fenced !== undefined) {
+      issued();
+      this.stats.fencedSegments++;
+      this.finish(seg.writes, fenced);
       return;
     }
     // One ext.writev per fork, the fork's writes in arrival order, their pieces laid out in the

@@ -105,6 +105,7 @@ export class ChunkedShare implements IosShare, ShareContext {
       store: deps.store,
       clusterId: deps.clusterId,
       nodeId: deps.nodeId,
+      clock: deps.clock,
     };
     if (deps.segmentBytes !== undefined) w.segmentBytes = deps.segmentBytes;
     if (deps.groupCommitMs !== undefined) w.groupCommitMs = deps.groupCommitMs;
