@@ -1,6 +1,8 @@
 // Side-by-side benchmarks of Tessera and Samba in one run: `npx tsx bench/run.ts [flags]`
-// (see bench/README.md). For every workload, Samba then Tessera is started, measured and stopped,
-// so the two never compete for the machine and any drift in machine load hits both equally.
+// (see bench/README.md). For every workload, each target (Samba, Tessera posix, Tessera chunked on a
+// local-directory store, Tessera chunked on a Ceph RGW) is started, measured and stopped in turn,
+// so no two compete for the machine and any drift in machine load hits all of them. With the RGW
+// target, raw @aws-sdk/client-s3 throughput on an RGW started the same way follows the workloads.
 
 import { execFileSync } from 'node:child_process';
 import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
@@ -10,10 +12,13 @@ import { fileURLToPath } from 'node:url';
 import { randomFillSync } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { freePort, serverAlive, startSamba, startTessera, type RunningServer } from '../test/helpers/servers.js';
-import { failed, serverKinds, workloadIds, type ServerKind, type Table, type WorkloadId } from './lib/model.js';
+import { startRgw, type Rgw } from '../test/helpers/rgw.js';
+import { chunkedKinds, failed, kindLabel, serverKinds, workloadIds, type ServerKind, type Table, type WorkloadId } from './lib/model.js';
 import { renderResults, renderTable, type ReportHeader } from './lib/report.js';
 import { buildTools, type BuiltTools } from './lib/tools.js';
-import { workloads, type BenchEnv, type BenchParams } from './lib/workloads.js';
+import { treeCpuSeconds } from './lib/proc.js';
+import { smbclient, workloads, type BenchEnv, type BenchParams } from './lib/workloads.js';
+import { renderRawS3, runRawS3, type RawComparison, type RawResult } from './lib/s3raw.js';
 import { otherSections } from './lib/results-section.js';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
@@ -21,14 +26,17 @@ const repoRoot = resolve(benchDir, '..');
 const outDir = join(benchDir, 'out');
 
 const usage = `usage: npx tsx bench/run.ts [--only seq,rand,meta,echo] [--quick] [--size-gib N] [--duration S]
-                             [--files N] [--servers samba,tessera] [--workdir DIR] [--keep] [--no-results-md]
+                             [--files N] [--targets samba,tessera,chunked,rgw] [--workdir DIR] [--keep] [--no-results-md]
   --only        workloads to run (default: all)
   --quick       smoke run: 0.125 GiB, 3 s per run, 1000 files (explicit flags still win)
   --size-gib    size of the sequential transfer and of the random-IO file (default 1)
   --duration    seconds per random-IO and ECHO run (default 10)
   --files       files for the metadata workload (default 10000)
   --repeat      runs of each sequential put/get, median shown (default 3, --quick 1)
-  --servers     which servers to measure (default: samba,tessera)
+  --targets     what to measure (default: all): samba, tessera (posix driver), chunked (chunked share on a
+                local-directory store + local log), rgw (chunked share on a Ceph RGW started by the bench
+                + local log; also raw S3 throughput on an RGW). The chunked targets run seq and rand only.
+  --servers     same as --targets
   --workdir     where shares and data go (default: a fresh directory on tmpfs /dev/shm when it has room,
                 else under ${tmpdir()}); a default workdir is removed unless --keep
   --no-results-md  do not overwrite bench/RESULTS.md (JSON still goes to bench/out/)`;
@@ -61,6 +69,7 @@ const { values: flags } = parseArgs({
     files: { type: 'string' },
     repeat: { type: 'string' },
     servers: { type: 'string' },
+    targets: { type: 'string' },
     workdir: { type: 'string' },
     keep: { type: 'boolean', default: false },
     'no-results-md': { type: 'boolean', default: false },
@@ -75,7 +84,8 @@ if (flags.help) {
 
 const quick = flags.quick ?? false;
 const selected = parseList(flags.only, workloadIds, 'workload');
-const servers = parseList(flags.servers, serverKinds, 'server');
+if (flags.servers !== undefined && flags.targets !== undefined) fail('give --targets or --servers, not both');
+const servers = parseList(flags.targets ?? flags.servers, serverKinds, 'target');
 const sizeGiB = positive(flags['size-gib'], quick ? 0.125 : 1, 'size-gib');
 const sizeBytes = Math.round((sizeGiB * 1024 ** 3) / 65536) * 65536;
 if (sizeBytes < 65536) fail('--size-gib is too small');
@@ -124,7 +134,8 @@ function machineFacts(workdir: string): Record<string, string> {
 function defaultWorkParent(): string {
   try {
     const st = statfsSync('/dev/shm');
-    const need = 3 * sizeBytes + 2 * 1024 ** 3;
+    // Chunked targets keep their objects there too (and the RGW's memstore is in RAM as well).
+    const need = (servers.some((k) => chunkedKinds.includes(k)) ? 8 : 3) * sizeBytes + 2 * 1024 ** 3;
     if (st.bavail * st.bsize >= need) return '/dev/shm';
   } catch {
     // no /dev/shm
@@ -169,10 +180,14 @@ async function main(): Promise<number> {
   mkdirSync(outDir, { recursive: true });
   const workdir = flags.workdir !== undefined ? resolve(flags.workdir) : mkdtempSync(join(defaultWorkParent(), 'tessera-bench-'));
   mkdirSync(workdir, { recursive: true });
-  const shareDir: Record<ServerKind, string> = { samba: join(workdir, 'share-samba'), tessera: join(workdir, 'share-tessera') };
-  for (const d of Object.values(shareDir)) {
+  // Samba and the posix driver share a directory; the chunked targets get fresh state per workload.
+  const shareDir: Partial<Record<ServerKind, string>> = {};
+  for (const k of servers) {
+    if (chunkedKinds.includes(k)) continue;
+    const d = join(workdir, `share-${k}`);
     mkdirSync(d, { recursive: true });
     chmodSync(d, 0o777);
+    shareDir[k] = d;
   }
   const user = 'tessbench';
   const password = 'Bench-Pa55word';
@@ -184,7 +199,7 @@ async function main(): Promise<number> {
 
   const machine = machineFacts(workdir);
   const vers = versions();
-  log(`workdir ${workdir}; workloads ${selected.join(',')}; servers ${servers.join(',')}; size ${sizeGiB} GiB`);
+  log(`workdir ${workdir}; workloads ${selected.join(',')}; targets ${servers.join(',')}; size ${sizeGiB} GiB`);
 
   let tools: BuiltTools | null = null;
   let toolsError: string | null = null;
@@ -199,42 +214,63 @@ async function main(): Promise<number> {
 
   const seqSource = join(workdir, 'seq-source.bin');
   const randFile = 'rand.bin';
+  // The chunked targets get rand.bin through SMB (smbclient put of this file) before the workload.
+  const randSource = join(workdir, 'rand-source.bin');
   log('creating data files');
   if (selected.includes('seq')) createDataFile(seqSource, params.seqBytes);
-  if (selected.includes('rand')) for (const k of servers) createDataFile(join(shareDir[k], randFile), params.randFileBytes);
+  if (selected.includes('rand')) {
+    for (const k of servers) {
+      const d = shareDir[k];
+      if (d !== undefined) createDataFile(join(d, randFile), params.randFileBytes);
+    }
+    if (servers.some((k) => chunkedKinds.includes(k))) createDataFile(randSource, params.randFileBytes);
+  }
 
   const tables: Table[] = [];
-  let tesseraStartError: string | null = null;
-  let tesseraRan = false;
+  const startError: Partial<Record<ServerKind, string>> = {};
+  const ran = new Set<ServerKind>();
   for (const wid of selected) {
     const w = workloads[wid];
-    const table = w.table(params);
+    const kinds = servers.filter((k) => w.kinds.includes(k));
+    if (kinds.length === 0) continue;
+    const table: Table = { ...w.table(params), kinds };
     tables.push(table);
-    for (const kind of servers) {
+    for (const kind of kinds) {
       const fillMissing = (msg: string): void => {
         for (const row of table.rows) if (row.results[kind] === undefined) row.results[kind] = failed(msg);
       };
-      if (kind === 'tessera' && tesseraStartError !== null) {
-        fillMissing(`not runnable: ${tesseraStartError}`);
+      const known = startError[kind];
+      if (kind !== 'samba' && known !== undefined) {
+        fillMissing(`not runnable: ${known}`);
         continue;
       }
       log(`${wid}: starting ${kind}`);
       let server: RunningServer;
+      let rgw: Rgw | undefined;
       try {
-        server = await startServer(kind, wid, { workdir, share, shareDir: shareDir[kind], user, password });
+        ({ server, rgw } = await startServer(kind, wid, { workdir, share, shareDir: shareDir[kind], user, password }));
       } catch (e) {
         const first = ((e as Error).message.split('\n')[0] ?? 'start failed').slice(0, 300);
         log(`${wid}: ${kind} did not start: ${first}`);
         saveLog(`${kind}-${wid}-start.log`, (e as Error).message);
-        if (kind === 'tessera') tesseraStartError = first;
+        if (kind !== 'samba') startError[kind] = first;
         fillMissing(`server did not start: ${first}`);
         continue;
       }
-      if (kind === 'tessera') tesseraRan = true;
+      ran.add(kind);
       const env: BenchEnv = {
         server, share, user, password, clientConf, authFile, seqSource, randFile, tools, toolsError, params, log,
       };
+      // Where the time goes on the chunked targets: CPU of Tessera and of the RGW daemons over the
+      // whole workload (the per-row CPU columns count the Tessera process tree only).
+      const cpuPids = (): [string, number | undefined][] => [
+        ['tessera', server.pid],
+        ...(rgw !== undefined ? ([['radosgw', rgw.pids.rgw], ['ceph-osd', rgw.pids.osd]] as [string, number | undefined][]) : []),
+      ];
+      const cpu0 = cpuPids().map(([, pid]) => (pid !== undefined ? treeCpuSeconds(pid) : 0));
+      const t0 = process.hrtime.bigint();
       try {
+        if (wid === 'rand' && chunkedKinds.includes(kind)) await putRandFile(env, randSource, kind, table);
         await w.run(env, (rowId, m) => {
           const row = table.rows.find((r) => r.id === rowId);
           if (row) row.results[kind] = m;
@@ -242,24 +278,66 @@ async function main(): Promise<number> {
       } catch (e) {
         fillMissing((e as Error).message);
       }
+      if (chunkedKinds.includes(kind)) {
+        const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+        const spent = cpuPids().map(([name, pid], i) => `${name} ${(pid !== undefined ? treeCpuSeconds(pid) - cpu0[i]! : 0).toFixed(1)}`);
+        table.notes.push(`${kindLabel[kind]}: whole workload ${wall.toFixed(1)} s wall; server CPU s: ${spent.join(', ')} (2 cores shared with the clients).`);
+      }
       const died = !serverAlive(server);
       if (died) fillMissing(`${kind} exited during the workload`);
       const anyError = table.rows.some((r) => r.results[kind]?.error !== undefined);
-      if (anyError || died) saveLog(`${kind}-${wid}.log`, server.logs());
+      if (anyError || died) saveLog(`${kind}-${wid}.log`, server.logs() + (rgw !== undefined ? `\n--- rgw ---\n${rgw.logTail()}` : ''));
       await server.stop();
+      await rgw?.stop();
+      // The chunked state (objects, log) of a finished workload is not needed any more: free the tmpfs.
+      if (chunkedKinds.includes(kind)) rmSync(join(workdir, `${kind}-state-${wid}`), { recursive: true, force: true });
     }
     process.stdout.write(`\n${renderTable(table)}\n`);
   }
 
+  // Raw S3 on an RGW started exactly as for the rgw target (fresh memstore), after the workloads.
+  let raw: RawResult[] | null = null;
+  let rawError: string | null = null;
+  const extra: string[] = [];
+  if (servers.includes('rgw') && (selected.includes('seq') || selected.includes('rand'))) {
+    log('s3raw: starting RGW');
+    let rgw: Rgw | undefined;
+    try {
+      rgw = await startBenchRgw('s3raw');
+      raw = await runRawS3(rgw, 'tessera-raw', { durationS: params.durationS, maxBytes: Math.max(512 * 1024 ** 2, 2 * params.seqBytes), log });
+    } catch (e) {
+      rawError = ((e as Error).message.split('\n')[0] ?? 'failed').slice(0, 300);
+      log(`s3raw: ${rawError}`);
+    } finally {
+      await rgw?.stop();
+    }
+    const seqRow = tables.find((t) => t.workload === 'seq')?.rows.find((r) => r.id === 'off-put')?.results.rgw;
+    const randRows = tables.find((t) => t.workload === 'rand')?.rows;
+    const cmp: RawComparison = {
+      seqPutMiBs: seqRow?.value != null ? seqRow.value * 1024 : null,
+      rand4kWrite: [1, 8].map((conns) => {
+        const m = randRows?.find((r) => r.id === `4096-write-${conns}`)?.results.rgw;
+        return { conns, iops: m?.value ?? null, latUs: (m?.detail['lat_us'] as Record<string, number> | undefined) ?? null };
+      }),
+    };
+    const note =
+      'Raw S3: one S3Client set up like src/objstore/s3.ts (keep-alive, 16 sockets, no Expect: 100-continue, SHA-256 payload signing, no SDK retries), ' +
+      `on a fresh RGW started as for the Chunked-RGW target; ${params.durationS} s per case or ${Math.max(512, (2 * params.seqBytes) / 1024 ** 2)} MiB, whichever comes first; puts cycle over 64 keys per size, gets read them back. ` +
+      'The chunked driver seals a segment at 8 MiB or 2 ms after its first write (limits.chunkedSegmentBytes, chunkedGroupCommitMs), then commits its extent-map update to the local log before answering.';
+    extra.push(raw !== null ? renderRawS3(raw, cmp, note) : `### Raw S3 on Ceph RGW\n\nFAILED: ${rawError ?? 'not run'}`);
+    process.stdout.write(`\n${extra[extra.length - 1]}\n`);
+  }
+
   if (flags.workdir === undefined && !flags.keep) rmSync(workdir, { recursive: true, force: true });
 
-  let tesseraStatus: string;
-  if (!servers.includes('tessera')) tesseraStatus = 'not measured in this run (--servers)';
-  else if (!tesseraRan) tesseraStatus = `not yet runnable (${tesseraStartError ?? 'did not start'})`;
-  else {
-    const bad = tables.flatMap((t) => t.rows).filter((r) => r.results.tessera?.value === null).length;
-    tesseraStatus = bad === 0 ? 'ran every workload' : `ran; ${bad} row(s) failed (reasons in the tables)`;
-  }
+  const status = (k: ServerKind): string => {
+    if (!ran.has(k)) return `not yet runnable (${startError[k] ?? 'did not start'})`;
+    const bad = tables.flatMap((t) => t.rows).filter((r) => r.results[k]?.value === null).length;
+    return bad === 0 ? 'ran every workload' : `ran; ${bad} row(s) failed (reasons in the tables)`;
+  };
+  const statusLabel: Record<ServerKind, string> = { samba: 'Samba', tessera: 'posix driver', chunked: 'chunked on a local directory', rgw: 'chunked on RGW' };
+  const measured = servers.filter((k) => k !== 'samba' && tables.some((t) => t.kinds.includes(k)));
+  const tesseraStatus = measured.length === 0 ? 'not measured in this run (--targets)' : measured.map((k) => `${statusLabel[k]} ${status(k)}`).join('; ');
   const header: ReportHeader = {
     date: started.toISOString(),
     command: `npx tsx bench/run.ts ${process.argv.slice(2).join(' ')}`.trim(),
@@ -271,13 +349,16 @@ async function main(): Promise<number> {
       'random-IO file': `${params.randFileBytes} bytes`,
       'duration per random-IO / ECHO run': `${params.durationS} s`,
       'metadata files': String(params.metaFiles),
-      'CPU accounting': 'server process tree, /proc/PID/stat utime+stime+cutime+cstime (see README)',
+      'targets': servers.map((k) => kindLabel[k]).join(', '),
+      'chunked targets': 'Chunked-local: --share bench --store file://WORKDIR/... --meta local://...; Chunked-RGW: --store s3://BUCKET/PREFIX --s3-endpoint on a private Ceph RGW (test/helpers/rgw.ts: 1 mon, 1 memstore OSD, radosgw beast, all on this machine) and a local log. Fresh state per workload; they run seq and rand only; rand.bin is written through SMB (smbclient put) first.',
+      'CPU accounting': 'server process tree, /proc/PID/stat utime+stime+cutime+cstime (see README); the RGW daemons are not in it (see the notes under each table)',
     },
+    extra,
   };
   header.machine['load average (1/5/15 min) at end'] = loadavg().map((l) => l.toFixed(2)).join(' ');
   const md = renderResults(header, tables);
   const stamp = started.toISOString().replace(/[:.]/g, '-');
-  const json = JSON.stringify({ header, params, tables }, null, 2);
+  const json = JSON.stringify({ header, params, tables, rawS3: raw, rawS3Error: rawError }, null, 2);
   writeFileSync(join(outDir, `results-${stamp}.json`), json);
   writeFileSync(join(outDir, 'results-latest.json'), json);
   if (!flags['no-results-md']) {
@@ -292,6 +373,22 @@ async function main(): Promise<number> {
   return sambaFailures.length > 0 ? 1 : 0;
 }
 
+/**
+ * Writes rand.bin into a chunked share through SMB (a chunked share has no directory to create it
+ * in). Its rate is logged and noted under the table; a failure fails the workload for this target.
+ */
+async function putRandFile(env: BenchEnv, source: string, kind: ServerKind, table: Table): Promise<void> {
+  const bytes = env.params.randFileBytes;
+  const r = await smbclient(env, 'off', `put "${source}" ${env.randFile}`, 60_000 + Math.ceil(bytes / (10 * 1024 * 1024)) * 1000);
+  const status = /NT_STATUS_[A-Z0-9_]+/.exec(r.out)?.[0];
+  if (r.timedOut || r.code !== 0 || status !== undefined || !/putting file/.test(r.out)) {
+    throw new Error(`writing ${env.randFile} through SMB failed: ${r.timedOut ? 'timed out' : `smbclient exit ${r.code}${status ? `, ${status}` : ''}`}`);
+  }
+  const rate = bytes / 1024 ** 2 / r.seconds;
+  env.log(`  rand: ${env.randFile} written through SMB in ${r.seconds.toFixed(2)} s (${rate.toFixed(0)} MiB/s)`);
+  table.notes.push(`${kindLabel[kind]}: ${env.randFile} (${bytes} bytes) was first written through SMB (smbclient put, ${rate.toFixed(0)} MiB/s).`);
+}
+
 function saveLog(name: string, text: string): void {
   try {
     mkdirSync(join(outDir, 'logs'), { recursive: true });
@@ -301,27 +398,76 @@ function saveLog(name: string, text: string): void {
   }
 }
 
+/** A private Ceph RGW for the bench (memstore: objects live in the OSD's RAM). */
+async function startBenchRgw(name: string): Promise<Rgw> {
+  // memstore's capacity is only a bound (RAM is used as objects arrive); sequential rows overwrite
+  // whole files, and RGW frees the tails of deleted objects only a minute later.
+  const osdBytes = Math.min(16 * 1024 ** 3, Math.max(4 * 1024 ** 3, 12 * sizeBytes));
+  return startRgw({ name, osdBytes });
+}
+
 async function startServer(
   kind: ServerKind,
   wid: WorkloadId,
-  o: { workdir: string; share: string; shareDir: string; user: string; password: string },
-): Promise<RunningServer> {
+  o: { workdir: string; share: string; shareDir: string | undefined; user: string; password: string },
+): Promise<{ server: RunningServer; rgw?: Rgw }> {
   const port = await freePort();
-  if (kind === 'samba') {
-    return startSamba({
+  if (kind === 'samba' || kind === 'tessera') {
+    if (o.shareDir === undefined) throw new Error(`${kind}: no share directory`);
+    if (kind === 'samba') {
+      const server = await startSamba({
+        port,
+        shares: [{ name: o.share, path: o.shareDir }],
+        user: o.user,
+        password: o.password,
+        workDir: join(o.workdir, `samba-state-${wid}`),
+      });
+      return { server };
+    }
+    const server = await startTessera({
       port,
       shares: [{ name: o.share, path: o.shareDir }],
-      user: o.user,
-      password: o.password,
-      workDir: join(o.workdir, `samba-state-${wid}`),
+      users: [{ name: o.user, password: o.password }],
+      extraArgs: ['--log-level', 'warn'],
     });
+    return { server };
   }
-  return startTessera({
-    port,
-    shares: [{ name: o.share, path: o.shareDir }],
-    users: [{ name: o.user, password: o.password }],
-    extraArgs: ['--log-level', 'warn'],
-  });
+  // Chunked share (`--share NAME` without a path): fresh objects, log and state for every workload.
+  const state = join(o.workdir, `${kind}-state-${wid}`);
+  rmSync(state, { recursive: true, force: true });
+  mkdirSync(state, { recursive: true });
+  const common = ['--share', o.share, '--meta', `local://${join(state, 'meta')}`, '--state-dir', state, '--log-level', 'warn'];
+  if (kind === 'chunked') {
+    const server = await startTessera({
+      port,
+      shares: [],
+      users: [{ name: o.user, password: o.password }],
+      extraArgs: [...common, '--store', `file://${join(state, 'objects')}`],
+    });
+    return { server };
+  }
+  const rgw = await startBenchRgw(`bench-${wid}`);
+  try {
+    const bucket = 'tessera-bench';
+    await rgw.createBucket(bucket);
+    const server = await startTessera({
+      port,
+      shares: [],
+      users: [{ name: o.user, password: o.password }],
+      extraArgs: [...common, '--store', `s3://${bucket}/${wid}/`, '--s3-endpoint', rgw.endpoint],
+      // The S3 adapter takes credentials from the standard AWS environment.
+      env: {
+        AWS_ACCESS_KEY_ID: rgw.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: rgw.secretAccessKey,
+        AWS_REGION: rgw.region,
+        AWS_EC2_METADATA_DISABLED: 'true',
+      },
+    });
+    return { server, rgw };
+  } catch (e) {
+    await rgw.stop();
+    throw e;
+  }
 }
 
 main().then(

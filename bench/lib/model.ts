@@ -1,7 +1,23 @@
 // Result model shared by the workloads and the report.
 
-export type ServerKind = 'samba' | 'tessera';
-export const serverKinds: readonly ServerKind[] = ['samba', 'tessera'];
+/**
+ * What a column measures: Samba (the reference), Tessera with the posix driver, and Tessera with a
+ * chunked share on a local-directory object store ('chunked') or on a Ceph RGW ('rgw'), both with
+ * the local metadata log.
+ */
+export type ServerKind = 'samba' | 'tessera' | 'chunked' | 'rgw';
+export const serverKinds: readonly ServerKind[] = ['samba', 'tessera', 'chunked', 'rgw'];
+
+/** Column titles. */
+export const kindLabel: Record<ServerKind, string> = {
+  samba: 'Samba',
+  tessera: 'Tessera',
+  chunked: 'Chunked-local',
+  rgw: 'Chunked-RGW',
+};
+
+/** Targets that are chunked shares (their data files are written through SMB, not created locally). */
+export const chunkedKinds: readonly ServerKind[] = ['chunked', 'rgw'];
 
 export type WorkloadId = 'seq' | 'rand' | 'meta' | 'echo';
 export const workloadIds: readonly WorkloadId[] = ['seq', 'rand', 'meta', 'echo'];
@@ -25,6 +41,8 @@ export interface Row {
 
 export interface Table {
   workload: WorkloadId;
+  /** The targets this table has columns for (in serverKinds order; the first is the reference). */
+  kinds: ServerKind[];
   title: string;
   /** Unit of Measure.value, e.g. "GiB/s". */
   unit: string;

@@ -1,6 +1,6 @@
-// Markdown rendering of the results: one table per workload, Samba and Tessera side by side.
+// Markdown rendering of the results: one table per workload, every target side by side (Samba first).
 
-import type { Measure, Table } from './model.js';
+import { kindLabel, type Measure, type ServerKind, type Table } from './model.js';
 
 function fmtValue(v: number, unit: string): string {
   if (unit === 'GiB/s') return v.toFixed(2);
@@ -32,34 +32,43 @@ function ratio(t: Measure | undefined, s: Measure | undefined, pick: (m: Measure
 }
 
 export function renderTable(t: Table): string {
+  // The first kind is the reference (Samba when measured); every other kind gets a ratio to it.
+  const kinds = t.kinds;
+  const ref = kinds[0];
+  const others = kinds.slice(1);
+  const refLabel = ref !== undefined ? kindLabel[ref] : '';
   const head = [
     'test',
-    `Samba ${t.unit}`,
-    `Tessera ${t.unit}`,
-    'Tessera/Samba (higher is better)',
-    `Samba ${t.cpuUnit}`,
-    `Tessera ${t.cpuUnit}`,
-    'CPU Tessera/Samba (lower is better)',
+    ...kinds.map((k) => `${kindLabel[k]} ${t.unit}`),
+    ...others.map((k) => `${kindLabel[k]}/${refLabel} (higher is better)`),
+    ...kinds.map((k) => `${kindLabel[k]} ${t.cpuUnit}`),
+    ...others.map((k) => `CPU ${kindLabel[k]}/${refLabel} (lower is better)`),
   ];
-  if (t.detailColumn) head.push(`Samba ${t.detailColumn.title}`, `Tessera ${t.detailColumn.title}`);
+  if (t.detailColumn) head.push(...kinds.map((k) => `${kindLabel[k]} ${t.detailColumn!.title}`));
   const lines = [`### ${t.title}`, '', `| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
   const value = (m: Measure): number | null => m.value;
   const cpu = (m: Measure): number | null => (m.value === null ? null : m.cpu);
   for (const row of t.rows) {
-    const s = row.results.samba;
-    const x = row.results.tessera;
+    const r = (k: ServerKind): Measure | undefined => row.results[k];
+    const s = ref !== undefined ? r(ref) : undefined;
     const cols = [
       row.label,
-      cell(s, (v) => fmtValue(v, t.unit), value),
-      cell(x, (v) => fmtValue(v, t.unit), value),
-      ratio(x, s, value),
-      s && s.value !== null && s.cpu !== null ? fmtCpu(s.cpu, t.cpuUnit) : '-',
-      x && x.value !== null && x.cpu !== null ? fmtCpu(x.cpu, t.cpuUnit) : '-',
-      ratio(x, s, cpu),
+      ...kinds.map((k) => cell(r(k), (v) => fmtValue(v, t.unit), value)),
+      ...others.map((k) => ratio(r(k), s, value)),
+      ...kinds.map((k) => {
+        const m = r(k);
+        return m && m.value !== null && m.cpu !== null ? fmtCpu(m.cpu, t.cpuUnit) : '-';
+      }),
+      ...others.map((k) => ratio(r(k), s, cpu)),
     ];
     if (t.detailColumn) {
       const d = t.detailColumn;
-      cols.push(s && s.value !== null ? d.render(s) : '-', x && x.value !== null ? d.render(x) : '-');
+      cols.push(
+        ...kinds.map((k) => {
+          const m = r(k);
+          return m && m.value !== null ? d.render(m) : '-';
+        }),
+      );
     }
     lines.push(`| ${cols.join(' | ')} |`);
   }
@@ -74,15 +83,18 @@ export interface ReportHeader {
   machine: Record<string, string>;
   versions: Record<string, string>;
   params: Record<string, string>;
+  /** Extra Markdown sections placed after the tables (raw S3 throughput). */
+  extra?: string[];
 }
 
 export function renderResults(h: ReportHeader, tables: Table[]): string {
   const kv = (o: Record<string, string>): string[] => Object.entries(o).map(([k, v]) => `- ${k}: ${v}`);
   return [
-    '# Tessera vs Samba: side-by-side benchmark',
+    '# Tessera (posix and chunked shares) vs Samba: side-by-side benchmark',
     '',
-    `Run ${h.date} with \`${h.command}\`. Both servers ran on this machine in the same run, one after the other`,
-    'for every workload (never at the same time), sharing directories on the same file system. See bench/README.md',
+    `Run ${h.date} with \`${h.command}\`. Every target ran on this machine in the same run, one after the other`,
+    'for every workload (never at the same time); Samba and the posix driver share directories on the same file system,',
+    'the chunked shares keep their objects and metadata log there too (or in the RGW\'s memstore OSD). See bench/README.md',
     'for what every figure means.',
     '',
     `**Tessera: ${h.tesseraStatus}**`,
@@ -99,5 +111,6 @@ export function renderResults(h: ReportHeader, tables: Table[]): string {
     '## Results',
     '',
     ...tables.flatMap((t) => [renderTable(t), '']),
+    ...(h.extra ?? []).flatMap((x) => [x.trimEnd(), '']),
   ].join('\n');
 }

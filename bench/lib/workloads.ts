@@ -3,7 +3,7 @@
 
 import { spawn } from 'node:child_process';
 import type { RunningServer } from '../../test/helpers/servers.js';
-import { failed, type Measure, type Table, type WorkloadId } from './model.js';
+import { failed, serverKinds, type Measure, type ServerKind, type Table, type WorkloadId } from './model.js';
 import { processTree, treeCpuSeconds, waitTreeSettled } from './proc.js';
 import { cpuBetween, runTool, toolFailure, type BuiltTools, type ToolRun } from './tools.js';
 
@@ -41,9 +41,14 @@ export interface BenchEnv {
   log: (msg: string) => void;
 }
 
+/** A workload's table before the run decides which targets it has columns for. */
+export type TableSpec = Omit<Table, 'kinds'>;
+
 export interface Workload {
   id: WorkloadId;
-  table(params: BenchParams): Table;
+  /** Targets this workload runs against (the chunked targets run seq and rand only). */
+  kinds: readonly ServerKind[];
+  table(params: BenchParams): TableSpec;
   /** Runs every row against env.server; record(rowId, measure) for each. */
   run(env: BenchEnv, record: (rowId: string, m: Measure) => void): Promise<void>;
 }
@@ -86,7 +91,7 @@ interface SmbclientRun {
   timedOut: boolean;
 }
 
-function smbclient(env: BenchEnv, protection: string, command: string, timeoutMs: number): Promise<SmbclientRun> {
+export function smbclient(env: Pick<BenchEnv, 'server' | 'share' | 'authFile' | 'clientConf'>, protection: string, command: string, timeoutMs: number): Promise<SmbclientRun> {
   const args = [
     `//${env.server.host}/${env.share}`,
     '-p', String(env.server.port),
@@ -124,6 +129,7 @@ function smbclientRate(out: string): number | null {
 
 export const seqWorkload: Workload = {
   id: 'seq',
+  kinds: serverKinds,
   table(p) {
     const rows = [];
     for (const { mode, label } of seqModes) {
@@ -207,6 +213,7 @@ for (const bs of [4096, 65536])
 
 export const randWorkload: Workload = {
   id: 'rand',
+  kinds: serverKinds,
   table(p) {
     return {
       workload: 'rand',
@@ -285,6 +292,7 @@ const metaPhases = [
 
 export const metaWorkload: Workload = {
   id: 'meta',
+  kinds: ['samba', 'tessera'],
   table(p) {
     return {
       workload: 'meta',
@@ -331,6 +339,7 @@ const echoDepths = [1, 8];
 
 export const echoWorkload: Workload = {
   id: 'echo',
+  kinds: ['samba', 'tessera'],
   table(p) {
     return {
       workload: 'echo',
