@@ -1,8 +1,9 @@
 // The write path of the chunked driver (ARCHITECTURE.md, "The chunked driver"): group commit.
 //
 // Concurrent writes (of any forks of one share) are gathered into a segment. A segment is sealed
-// when it holds `segmentBytes`, when one fork has metaExtentWritesPerBatchMax writes in it, or
-// `groupCommitMs` after its first write. A sealed segment is put to the object store as one object,
+// when it holds `segmentBytes`, when one fork has metaExtentWritesPerBatchMax writes in it, when a
+// segment in flight completes (what arrived meanwhile goes together), right after the current
+// event-loop turn if no segment is in flight, and at the latest `groupCommitMs` after its first write. A sealed segment is put to the object store as one object,
 // its body the callers' own buffers in arrival order (no copy: spi.ts lets the driver read a
 // write's buffer until write() settles). Once the put resolves, ONE ext.writev per fork (that fork's
 // writes in arrival order: overlapping writes in one segment, the later wins) is proposed; once those
@@ -142,6 +143,8 @@ export class SegmentWriter {
   private readonly prefix: string;
   private readonly segmentBytes: number;
   private readonly groupCommitMs: number;
+  /** Segments sealed and not yet answered. */
+  private inFlight = 0;
   private readonly bufferedBytesMax: number;
   private readonly extentsPerCommandMax: number;
   private readonly clock: Clock;
@@ -273,9 +276,19 @@ export class SegmentWriter {
     }
     if (seg === undefined) {
       const s: Segment = { writes: [], bytes: 0, perFork: new Map(), timer: undefined };
-      s.timer = setTimeout(() => {
-        if (this.cur === s) this.sealCurrent();
-      }, this.groupCommitMs);
+      if (this.inFlight === 0) {
+        // Nothing in flight: seal after this turn (writes issued together still share the
+        // segment) instead of waiting out the window; a lone write pays no timer.
+        setImmediate(() => {
+          if (this.cur === s) this.sealCurrent();
+        });
+      } else {
+        // Segments in flight: gather until one of them completes (see segmentDone), at most
+        // groupCommitMs.
+        s.timer = setTimeout(() => {
+          if (this.cur === s) this.sealCurrent();
+        }, this.groupCommitMs);
+      }
       this.cur = s;
       seg = s;
     }
@@ -310,7 +323,17 @@ export class SegmentWriter {
     const prev = this.lastIssued;
     let issued!: () => void;
     this.lastIssued = new Promise<void>((r) => (issued = r));
-    void this.commit(seg, key, put, prev, issued);
+    this.inFlight++;
+    void this.commit(seg, key, put, prev, issued).finally(() => this.segmentDone());
+  }
+
+  /**
+   * A segment finished (answered or failed): what gathered meanwhile is sealed now. This is the
+   * group commit: a segment holds the writes that arrived while the previous one was being stored.
+   */
+  private segmentDone(): void {
+    this.inFlight--;
+    if (this.cur !== undefined && this.cur.writes.length > 0) this.sealCurrent();
   }
 
   private async commit(seg: Segment, key: string, put: Promise<unknown>, prev: Promise<void>, issued: () => void): Promise<void> {
