@@ -10,6 +10,7 @@ import { TesseraError } from '../base/errors.js';
 import { limits } from '../base/limits.js';
 import { Collector } from '../ios/chunked/collector.js';
 import { ChunkedDriver } from '../ios/chunked/index.js';
+import { ObjectStoreSnapshotStore } from './snapshot-objstore.js';
 import { EtcdLog } from '../log/etcd.js';
 import { LocalLog } from '../log/local.js';
 import type { ReplicatedLog } from '../log/spi.js';
@@ -109,9 +110,12 @@ export async function openChunkedBackend(c: ChunkedBackendConfig, log: Logger): 
       nodeId: c.nodeId,
       clusterId: c.clusterId,
       logger: log.child({ part: 'meta' }),
-      // A single node on the local log compacts behind its durable state; with etcd the log keeps
-      // its history (no shared snapshot store is configured yet).
-      compactLocally: c.meta.kind === 'local',
+      // A single node on the local log compacts behind its durable state. With etcd, snapshots go to
+      // the object store every limits.metaSnapshotEveryBatches batches (every node sees them) and
+      // the etcd history is compacted behind them; a node that fell behind restores the latest.
+      ...(c.meta.kind === 'local'
+        ? { compactLocally: true }
+        : { snapshots: new ObjectStoreSnapshotStore(store, `${c.clusterId}/meta-snapshots/`) }),
     });
     undo.push(() => meta.close({ leave: true }));
     const cacheDir = c.cache?.dir ?? join(c.stateDir, 'cache');
