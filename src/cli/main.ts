@@ -16,6 +16,7 @@ import {
   CIPHER_NAMES,
   SIGNING_NAMES,
   applyBackendFlag,
+  flagValue,
   defaultConfig,
   loadConfigFile,
   parseListen,
@@ -74,11 +75,6 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-function takeValue(args: string[], i: number, flag: string): string {
-  const v = args[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new TesseraError('TESSERA_CONFIG_INVALID', `${flag} needs a value`);
-  return v;
-}
 
 interface ServeFlags {
   config: Config;
@@ -92,7 +88,7 @@ export function parseServeArgs(args: string[], cwd = process.cwd()): ServeFlags 
   const encryptShares: string[] = [];
   // The config file is applied first so flags override it.
   const ci = args.indexOf('--config');
-  if (ci >= 0) loadConfigFile(resolve(cwd, takeValue(args, ci, '--config')), config);
+  if (ci >= 0) loadConfigFile(resolve(cwd, flagValue(args, ci, '--config')), config);
   if (args.includes('--default') && ci < 0 && existsSync(resolve(cwd, 'tessera.json'))) {
     loadConfigFile(resolve(cwd, 'tessera.json'), config);
   }
@@ -115,30 +111,30 @@ export function parseServeArgs(args: string[], cwd = process.cwd()): ServeFlags 
       case '--listen':
         if (!flagListen) config.listen = [];
         flagListen = true;
-        config.listen.push(parseListen('--listen', takeValue(args, i++, a)));
+        config.listen.push(parseListen('--listen', flagValue(args, i++, a)));
         break;
       case '--share':
         if (!flagShares) config.shares = [];
         flagShares = true;
-        config.shares.push(parseShare('--share', takeValue(args, i++, a), cwd));
+        config.shares.push(parseShare('--share', flagValue(args, i++, a), cwd));
         break;
       case '--user':
-        config.inlineUsers.push(parseUser('--user', takeValue(args, i++, a)));
+        config.inlineUsers.push(parseUser('--user', flagValue(args, i++, a)));
         break;
       case '--users-file':
-        config.usersFile = resolve(cwd, takeValue(args, i++, a));
+        config.usersFile = resolve(cwd, flagValue(args, i++, a));
         break;
       case '--encrypt':
         config.encryptRequired = true;
         break;
       case '--encrypt-share':
-        encryptShares.push(takeValue(args, i++, a));
+        encryptShares.push(flagValue(args, i++, a));
         break;
       case '--ciphers':
-        config.ciphers = parseNameList('--ciphers', takeValue(args, i++, a), CIPHER_NAMES);
+        config.ciphers = parseNameList('--ciphers', flagValue(args, i++, a), CIPHER_NAMES);
         break;
       case '--signing':
-        config.signingAlgorithms = parseNameList('--signing', takeValue(args, i++, a), SIGNING_NAMES);
+        config.signingAlgorithms = parseNameList('--signing', flagValue(args, i++, a), SIGNING_NAMES);
         break;
       case '--require-signing':
         config.signingRequired = true;
@@ -147,10 +143,10 @@ export function parseServeArgs(args: string[], cwd = process.cwd()): ServeFlags 
         config.guest = true;
         break;
       case '--server-name':
-        config.serverName = takeValue(args, i++, a).toUpperCase();
+        config.serverName = flagValue(args, i++, a).toUpperCase();
         break;
       case '--log-level':
-        config.logLevel = takeValue(args, i++, a);
+        config.logLevel = flagValue(args, i++, a);
         break;
       default:
         throw new TesseraError('TESSERA_CONFIG_INVALID', `unknown option "${a}"\n${USAGE}`);
@@ -363,7 +359,7 @@ async function user(args: string[]): Promise<number> {
   let file = resolve('data', 'users.json');
   const positional: string[] = [];
   for (let i = 0; i < rest.length; i++) {
-    if (rest[i] === '--users-file') file = resolve(takeValue(rest, i++, '--users-file'));
+    if (rest[i] === '--users-file') file = resolve(flagValue(rest, i++, '--users-file'));
     else positional.push(rest[i]!);
   }
   mkdirSync(resolve(file, '..'), { recursive: true });

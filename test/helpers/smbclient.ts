@@ -6,6 +6,7 @@ import { execFile, spawn as spawnChild } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { expect } from 'vitest';
 
 export interface SmbclientRun {
   /** Exit code (null when killed by the timeout). */
@@ -218,4 +219,42 @@ export class InteractiveSmbclient {
     clearTimeout(timer);
     return code;
   }
+}
+
+/**
+ * The end-to-end round trip of the e2e suites: ls, mkdir, cd, put, ls, get, rename, ls, del, ls,
+ * cd .., rmdir, ls (five listings, checked by expectRoundTrip).
+ */
+export function roundTripCommands(dir: string, bigPath: string, local: string): string[] {
+  return [
+    'ls',
+    `mkdir ${dir}`,
+    `cd ${dir}`,
+    `put ${bigPath} big.bin`,
+    'ls',
+    `get big.bin ${local}`,
+    'rename big.bin renamed.bin',
+    'ls',
+    'del renamed.bin',
+    'ls',
+    'cd ..',
+    `rmdir ${dir}`,
+    'ls',
+  ];
+}
+
+/** Asserts what roundTripCommands must have produced; `why` explains a failure (output, logs). */
+export async function expectRoundTrip(run: SmbclientRun, dir: string, bigBytes: number, local: string, bigSha: string, why: string): Promise<void> {
+  expect(run.statuses, why).toEqual([]);
+  expect(run.code, why).toBe(0);
+  const blocks = parseLsBlocks(run.stdout);
+  expect(blocks.length, why).toBe(5);
+  const names = (i: number): string[] => blocks[i]!.map((e) => e.name);
+  expect(names(0)).toContain('.');
+  expect(blocks[1]!.find((e) => e.name === 'big.bin')?.size, 'size after put').toBe(bigBytes);
+  expect(names(2)).toContain('renamed.bin');
+  expect(names(2)).not.toContain('big.bin');
+  expect(names(3)).not.toContain('renamed.bin');
+  expect(names(4)).not.toContain(dir);
+  expect(await sha256File(local), 'sha256 of the file read back').toBe(bigSha);
 }

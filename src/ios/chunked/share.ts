@@ -23,6 +23,7 @@ import {
   type OpenOptions,
   type OpenResult,
 } from '../spi.js';
+import { checkStreamName, splitPath } from '../names.js';
 import { refusalError, toIosError, valueOf } from './errors.js';
 import { ChunkedHandle, forkState, infoOf, type ShareContext } from './handle.js';
 import { BlockCache } from './cache.js';
@@ -33,28 +34,6 @@ const truncatingModes: ReadonlySet<OpenMode> = new Set(['truncate', 'truncateOrC
 /** Attempts of an open whose name is created or removed concurrently (a lost race re-resolves). */
 const openAttemptsMax = 8;
 
-/** Rejects a path component the namespace could not hold or that could escape (spi.ts conventions). */
-export function checkName(name: string): void {
-  if (name === '' || name === '.' || name === '..') throw new IosError('EINVAL', `invalid name component '${name}'`);
-  if (/[\u0000/\\:]/.test(name)) throw new IosError('EINVAL', 'name contains a reserved character');
-  if (name.length > limits.nameUnitsMax) throw new IosError('ENAMETOOLONG', `name of ${name.length} units`);
-}
-
-export function splitPath(path: string): string[] {
-  if (typeof path !== 'string') throw new IosError('EINVAL', 'path is not a string');
-  if (path.length > limits.pathUnitsMax) throw new IosError('ENAMETOOLONG', `path of ${path.length} units`);
-  if (path === '') return [];
-  const parts = path.split('/');
-  for (const p of parts) checkName(p);
-  return parts;
-}
-
-/** MS-FSCC 2.1.5.3: 1..255 units, none of NUL, '\', '/', ':'. */
-export function checkStreamName(name: unknown): asserts name is string {
-  if (typeof name !== 'string' || name === '') throw new IosError('EINVAL', 'empty stream name');
-  if (/[\u0000/\\:]/.test(name)) throw new IosError('EINVAL', 'stream name contains a reserved character');
-  if (name.length > limits.nameUnitsMax) throw new IosError('ENAMETOOLONG', `stream name of ${name.length} units`);
-}
 
 /** The end of a walk: the parent directory and what its last component names (if anything). */
 interface Resolved {
