@@ -23,8 +23,9 @@ module.exports = {
     only('meta', ['base', 'log']),
     only('ios', ['base', 'objstore', 'meta']),
     only('cluster', ['base', 'meta', 'log']),
-    // The server sees the IOS SPI and the metadata service, never a concrete driver or backend.
-    only('server', ['base', 'protocol', 'crypto', 'auth', 'rpc', 'ios/spi', 'meta/service']),
+    // The server sees the IOS SPI, the metadata service and the open table's typed client (its
+    // commands and reads), never a concrete driver or backend, nor the records' layout.
+    only('server', ['base', 'protocol', 'crypto', 'auth', 'rpc', 'ios/spi', 'meta/service', 'meta/opens-client']),
     {
       name: 'no-circular',
       severity: 'error',

@@ -66,6 +66,7 @@ export type NtlmFailureReason =
   | 'account-disabled'
   | 'ntlmv1-refused'
   | 'malformed'
+  | 'invalid-ntlmv2-response'
   | 'anonymous-refused'
   | 'expired-timestamp'
   | 'mic-mismatch';
@@ -202,7 +203,9 @@ export class NtlmServer {
     try {
       blob = decodeNtlmv2ClientChallenge(temp);
     } catch (e) {
-      if (e instanceof MalformedError) return fail('malformed');
+      // An NTLMv2_CLIENT_CHALLENGE whose AV pairs do not parse: Windows and Samba answer
+      // STATUS_INVALID_PARAMETER rather than a logon failure (Samba bug 14932).
+      if (e instanceof MalformedError) return fail('invalid-ntlmv2-response');
       throw e;
     }
     if (blob.RespType !== 1 || blob.HiRespType !== 1) return fail('malformed');

@@ -32,6 +32,7 @@ import { NtlmServer, type NtlmServerOptions, type NtlmSuccess } from './ntlm-ser
 
 export type SpnegoFailureReason =
   | 'malformed'
+  | 'invalid-ntlmv2-response'
   | 'unexpected-token'
   | 'no-common-mech'
   | 'mech-list-mic-mismatch'

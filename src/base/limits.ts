@@ -168,6 +168,8 @@ export const limits = {
   metaResilientTimeoutMaxMs: 300_000,
   /** A lease or oplock break not acknowledged within this completes as if acknowledged (MS-SMB2 3.3.2.1, 3.3.2.5). */
   metaLeaseBreakTimeoutMs: 35_000,
+  /** A durable reconnect of an open whose old connection still looks alive waits this long for its teardown. */
+  durableReconnectRaceMs: 500,
   metaOplockBreakTimeoutMs: 35_000,
   /** Opens one open.expire or open.node-down command closes or disconnects at most (the caller repeats). */
   metaOpensPerSweepMax: 256,

@@ -3,7 +3,6 @@
 // Created only when some share is chunked; closed in order: (the server closes its shares, which
 // flushes the driver's writes) service with node.leave, log, state store, object store.
 
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { TesseraError } from '../base/errors.js';
@@ -11,13 +10,8 @@ import { limits } from '../base/limits.js';
 import { Collector } from '../ios/chunked/collector.js';
 import { ChunkedDriver } from '../ios/chunked/index.js';
 import { ObjectStoreSnapshotStore } from './snapshot-objstore.js';
-import { EtcdLog } from '../log/etcd.js';
-import { LocalLog } from '../log/local.js';
-import type { ReplicatedLog } from '../log/spi.js';
-import { metaHandlers } from '../meta/families/index.js';
-import { MetaService } from '../meta/service.js';
-import { StateMachine } from '../meta/state-machine.js';
-import { LmdbStateStore } from '../meta/store.js';
+import type { MetaService } from '../meta/service.js';
+import { describeMeta, openMetaBackend } from './meta.js';
 import { LocalDirStore } from '../objstore/local-dir.js';
 import { S3Store } from '../objstore/s3.js';
 import type { ObjectStore } from '../objstore/spi.js';
@@ -45,24 +39,11 @@ export interface ChunkedBackend {
   close(): Promise<void>;
 }
 
-/** Default etcd key prefix of a cluster's log. */
-export const etcdPrefixOf = (clusterId: string): string => `/tessera/${clusterId}`;
 
 export function describeStore(s: StoreConfig): string {
   return s.kind === 'file' ? `file://${s.dir}` : `s3://${s.bucket}/${s.prefix}`;
 }
 
-export function describeMeta(m: MetaConfig, clusterId: string): string {
-  return m.kind === 'local' ? `local://${m.dir}` : `etcd://${m.endpoints.map((e) => e.replace(/^https?:\/\//, '')).join(',')}${m.prefix ?? etcdPrefixOf(clusterId)}`;
-}
-
-/** Local directory of the LMDB state machine for this metadata backend. */
-export function stateDirOf(c: Pick<ChunkedBackendConfig, 'meta' | 'stateDir' | 'clusterId'>): string {
-  if (c.meta.kind === 'local') return join(c.meta.dir, 'state');
-  // One state per etcd log (prefix): a state applied from another log must never be reused. The
-  // encoded prefix starts with %2F, so it is never '.' or '..'.
-  return join(c.stateDir, 'etcd-state', encodeURIComponent(c.meta.prefix ?? etcdPrefixOf(c.clusterId)));
-}
 
 export async function openChunkedBackend(c: ChunkedBackendConfig, log: Logger): Promise<ChunkedBackend> {
   const undo: (() => Promise<void>)[] = [];
@@ -90,34 +71,17 @@ export async function openChunkedBackend(c: ChunkedBackendConfig, log: Logger): 
       }
     }
 
-    let rlog: ReplicatedLog;
-    if (c.meta.kind === 'local') {
-      mkdirSync(c.meta.dir, { recursive: true });
-      rlog = await LocalLog.open({ dir: join(c.meta.dir, 'log') });
-    } else {
-      rlog = await EtcdLog.open({ endpoints: c.meta.endpoints, prefix: c.meta.prefix ?? etcdPrefixOf(c.clusterId) });
-    }
-    undo.push(() => rlog.close());
-
-    const stateDir = stateDirOf(c);
-    mkdirSync(stateDir, { recursive: true });
-    const state = LmdbStateStore.open(stateDir);
-    undo.push(() => state.close());
-    const machine = StateMachine.open({ store: state, handlers: metaHandlers });
-    const meta = await MetaService.start({
-      log: rlog,
-      machine,
-      nodeId: c.nodeId,
-      clusterId: c.clusterId,
-      logger: log.child({ part: 'meta' }),
-      // A single node on the local log compacts behind its durable state. With etcd, snapshots go to
-      // the object store every limits.metaSnapshotEveryBatches batches (every node sees them) and
-      // the etcd history is compacted behind them; a node that fell behind restores the latest.
-      ...(c.meta.kind === 'local'
-        ? { compactLocally: true }
-        : { snapshots: new ObjectStoreSnapshotStore(store, `${c.clusterId}/meta-snapshots/`) }),
-    });
-    undo.push(() => meta.close({ leave: true }));
+    const metaBackend = await openMetaBackend(
+      { meta: c.meta, stateDir: c.stateDir, nodeId: c.nodeId, clusterId: c.clusterId },
+      log,
+      // With etcd, snapshots go to the object store every limits.metaSnapshotEveryBatches batches
+      // (every node sees them) and the etcd history is compacted behind them; a node that fell
+      // behind restores the latest.
+      c.meta.kind === 'local' ? undefined : new ObjectStoreSnapshotStore(store, `${c.clusterId}/meta-snapshots/`),
+    );
+    undo.push(() => metaBackend.close());
+    const meta = metaBackend.meta;
+    const stateDir = metaBackend.stateDir;
     const cacheDir = c.cache?.dir ?? join(c.stateDir, 'cache');
     const diskBytes = c.cache?.bytes ?? limits.chunkedDiskCacheBytesDefault;
     const memoryBytes = c.cache?.memoryBytes ?? limits.chunkedCacheBytesMax;

@@ -16,7 +16,8 @@ import { LmdbStateStore } from '../meta/store.js';
 import { LocalDirStore } from '../objstore/local-dir.js';
 import { S3Store } from '../objstore/s3.js';
 import type { ObjectStore } from '../objstore/spi.js';
-import { describeMeta, describeStore, stateDirOf } from './chunked.js';
+import { describeStore } from './chunked.js';
+import { describeMeta, stateDirOf } from './meta.js';
 import { applyBackendFlag, defaultConfig, flagValue, loadConfigFile, type parseMeta, type parseStore } from './config.js';
 
 export const FSCK_USAGE = `usage:

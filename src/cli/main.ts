@@ -1,12 +1,12 @@
 // The `tessera` command. The only place that wires concrete pieces together (ARCHITECTURE.md).
 
-import { mkdirSync, existsSync, readFileSync, writeFileSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, existsSync, readFileSync, rmSync, writeFileSync, statSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { pino, type Logger } from 'pino';
 import { TesseraError } from '../base/errors.js';
-import { unixNsToFiletime } from '../base/clock.js';
+import { systemClock, unixNsToFiletime } from '../base/clock.js';
 import { posixDriver } from '../ios/posix/index.js';
 import type { IosShare } from '../ios/spi.js';
 import { FileCredentialStore, MemoryCredentialStore, type CredentialStore } from '../auth/credential-store.js';
@@ -27,6 +27,10 @@ import {
   type Config,
 } from './config.js';
 import { openChunkedBackend, type ChunkedBackend } from './chunked.js';
+import { describeMeta, openMetaBackend, type MetaBackend } from './meta.js';
+import { OpenTableClient } from '../meta/opens-client.js';
+import type { MetaService } from '../meta/service.js';
+import { NodeOpenTable } from '../server/open-table.js';
 import { FSCK_USAGE, fsckCommand } from './fsck.js';
 
 const USAGE = `usage:
@@ -234,12 +238,19 @@ async function serve(args: string[]): Promise<number> {
   const log = pino({ level: config.logLevel, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
   const shares: ShareDef[] = [{ name: 'IPC$', type: 'ipc', comment: 'IPC Service', encrypt: false, readOnly: true }];
   let chunked: ChunkedBackend | undefined;
+  /** The metadata backend of a server without chunked shares (it keeps the open table). */
+  let metaOnly: MetaBackend | undefined;
+  /** A private directory for that backend when no state directory was configured (removed at stop). */
+  let scratchMeta: string | undefined;
   const opened: IosShare[] = [];
-  /** Undoes a partial start: shares (flushing writes), then the chunked backend. */
+  /** Undoes a partial start: shares (flushing writes), then the chunked or metadata backend. */
   const abandon = async (): Promise<void> => {
     for (const ios of opened) await ios.close().catch(() => {});
     await chunked?.close();
+    await metaOnly?.close();
+    if (scratchMeta) rmSync(scratchMeta, { recursive: true, force: true });
   };
+  let meta: MetaService;
   try {
     for (const s of config.shares) {
       if (s.path === undefined) continue;
@@ -258,6 +269,24 @@ async function serve(args: string[]): Promise<number> {
         log,
       );
       log.info(chunked.where, 'chunked shares: objects in the store, metadata in the log (state is a local copy)');
+      meta = chunked.meta;
+    } else {
+      // Posix shares only: the open table still lives in a metadata log (issue 4), under --meta, or
+      // <state dir>/meta, or, with neither, a private directory that goes away with the process
+      // (durable handles then do not outlive it, which they cannot anyway: driver handles don't).
+      let metaConfig = config.meta;
+      let stateDir = config.stateDir;
+      if (metaConfig === undefined) {
+        if (stateDir === undefined) {
+          scratchMeta = mkdtempSync(join(tmpdir(), 'tessera-opens-'));
+          stateDir = scratchMeta;
+        }
+        metaConfig = { kind: 'local', dir: join(stateDir, 'meta') };
+      }
+      const nodeId = config.nodeId ?? parseId('--node-id (default: the host name)', hostname().split('.')[0] || 'tessera');
+      metaOnly = await openMetaBackend({ meta: metaConfig, stateDir: stateDir ?? resolve('data'), nodeId, clusterId: config.clusterId }, log);
+      log.info({ meta: describeMeta(metaConfig, config.clusterId), scratch: scratchMeta !== undefined }, 'open table: metadata log');
+      meta = metaOnly.meta;
     }
     for (const s of config.shares) {
       const ios = s.path === undefined ? await chunked!.driver.openShare(s.name, { readOnly: s.readOnly }) : await posixDriver.openShare(s.path, { readOnly: s.readOnly });
@@ -282,7 +311,9 @@ async function serve(args: string[]): Promise<number> {
     dnsDomain: '',
     startTime: unixNsToFiletime(nowNs),
   };
+  const openTable = new NodeOpenTable({ client: new OpenTableClient(meta), node: meta.nodeId, clock: systemClock, log: log.child({ part: 'opens' }) });
   const server = new Server({
+    openTable,
     identity,
     shares,
     credentials,
@@ -301,7 +332,15 @@ async function serve(args: string[]): Promise<number> {
   const shutdown = async (): Promise<void> => {
     await server.close().catch((err: unknown) => log.error({ err }, 'closing the server failed'));
     await chunked?.close();
+    await metaOnly?.close();
+    if (scratchMeta) rmSync(scratchMeta, { recursive: true, force: true });
   };
+  try {
+    await openTable.start(server);
+  } catch (err) {
+    await shutdown();
+    throw err;
+  }
   try {
     for (const l of config.listen) await server.listen(l.host, l.port);
   } catch (err) {

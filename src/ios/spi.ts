@@ -7,6 +7,9 @@
 //       IosShare.removeStream/renameStream, IOS_STREAMS_PER_OBJECT_MAX; truncating opens of an
 //       object's unnamed stream drop its named streams.
 //       (compatible addition) IosHandle.read takes an optional buffer to read into.
+//       (compatible addition) SetInfo.suspend and SetInfo.allocationSize; the "Times" contract below.
+//       (compatible addition) extended attributes: optional IosHandle.getEas/setEas, OpenOptions.eas,
+//       FileInfo.eaBytes (see "Extended attributes"); a driver without them has no EA support.
 //
 // Conventions
 // - Paths are share-relative, components separated by '/', no leading '/', '' is the share root.
@@ -26,6 +29,37 @@
 //   read by the driver until the returned promise settles and must not be retained afterwards.
 
 export const IOS_SPI_VERSION = 2;
+
+// Times (MS-FSA 2.1.4.17 "noting that a file has been modified", 2.1.5.15.2 FileBasicInformation)
+// - A write or truncate through a handle updates the object's lastWriteTime and changeTime to the
+//   current time, at the latest when that handle is closed (NTFS notes the change on the handle and
+//   stamps it at cleanup; a driver may stamp earlier). Files written through a handle get ARCHIVE.
+// - setInfo with a time sets it exactly (to the 100 ns a FILETIME holds) and stops that handle's
+//   automatic updates of that time (Open.UserSet*Time). SetInfo.suspend stops (true) or restarts
+//   (false) them without setting a value (FILE_BASIC_INFORMATION -1 / -2). Other handles keep
+//   updating it.
+// - setInfo without changeTimeNs that changes anything sets changeTime to now, unless the handle's
+//   updates of changeTime are stopped.
+
+// Extended attributes (MS-FSCC 2.4.15, MS-FSA 2.1.5.15.5)
+// - An object (file or directory) has zero or more EAs: a name (1..255 characters in U+0020..U+00FF,
+//   the caller validates them), flags (0 or 0x80, FILE_NEED_EA) and a non-empty value. Names compare
+//   case-insensitively and are stored upper-cased, as NTFS does. Order: as first added.
+// - The packed size of an object's EAs (sum of 4 + name + 1 + value bytes, MS-FSA
+//   ExtendedAttributesLength) never exceeds IOS_EA_BYTES_MAX: a setEas that would is EINVAL and
+//   changes nothing (the caller answers STATUS_EA_TOO_LARGE; it checks first where it can).
+// - EAs belong to the object: a stream handle reads and sets those of its object.
+
+/** MS-FSA 2.1.5.15.5: 64 KiB - 5 bytes of packed EAs per object. */
+export const IOS_EA_BYTES_MAX = 65536 - 5;
+
+/** One extended attribute. */
+export interface EaEntry {
+  name: string;
+  /** 0 or 0x80 (FILE_NEED_EA). */
+  flags: number;
+  value: Buffer;
+}
 
 // Named streams (alternate data streams, MS-FSCC 2.1.5.3 and MS-FSA 2.1.5.1)
 // - An object (file or directory) has zero or more named data streams besides its unnamed data stream
@@ -107,6 +141,8 @@ export interface FileInfo {
   attributes: number;
   /** Hard link count. */
   links: number;
+  /** Packed size of the object's EAs (see "Extended attributes"); 0 or absent without EAs. */
+  eaBytes?: number;
 }
 
 export interface DirEntry {
@@ -158,6 +194,8 @@ export interface OpenOptions {
   securityDescriptor?: Buffer;
   /** Initial allocation hint for a created file (bytes). */
   allocationSize?: number;
+  /** EAs of a created object (ignored when an existing object is opened); as setEas applies them. */
+  eas?: EaEntry[];
   /**
    * Opens the named stream `stream` of the object at `path` instead of its unnamed data (see "Named
    * streams"). `mode` applies to the stream: creating a stream of a missing object creates the object
@@ -202,6 +240,14 @@ export interface SetInfo {
   changeTimeNs?: bigint;
   /** Settable bits (FILE_ATTR_SETTABLE) replace the stored ones; others are ignored. */
   attributes?: number;
+  /** Stops (true) or restarts (false) this handle's automatic updates of a time (see "Times"). */
+  suspend?: { lastAccess?: boolean; lastWrite?: boolean; change?: boolean };
+  /**
+   * FileAllocationInformation (MS-FSA 2.1.5.15.1): the allocation to report for the handle's data at
+   * least, rounded up to the store's unit, until a truncate below it. The caller cuts the end of file
+   * first when the allocation is below it. Ignored on directories.
+   */
+  allocationSize?: number;
 }
 
 export interface ListPage {
@@ -245,6 +291,15 @@ export interface IosHandle {
    * entries up to IOS_STREAMS_PER_OBJECT_MAX.
    */
   listStreams(): Promise<StreamEntry[]>;
+  /** The object's EAs, names upper-cased, in the order first added (see "Extended attributes"). */
+  getEas?(): Promise<EaEntry[]>;
+  /**
+   * Applies `eas` in order: each replaces the EA of the same name (case-insensitive) or is added; an
+   * empty value removes it (absent: nothing to do). EINVAL, changing nothing, for a bad name or flags
+   * or when the packed size would exceed IOS_EA_BYTES_MAX. Needs no write handle (the server checks
+   * FILE_WRITE_EA), only a writable share. Updates changeTime as setInfo does.
+   */
+  setEas?(eas: EaEntry[]): Promise<void>;
   /** Releases the handle. Idempotent. */
   close(): Promise<void>;
 }

@@ -33,6 +33,7 @@ import type { ChainState, FileIdRef, Reply, RequestContext } from './context.js'
 import type { Open, Session, Tree } from './state.js';
 import type { Server } from './server.js';
 import { handleSmb1Negotiate } from './handlers/negotiate.js';
+import { signingKeyFor, type SigningKeyRef } from './channels.js';
 
 
 function frameHeaderFor(length: number): Buffer {
@@ -110,9 +111,11 @@ interface OutMessage {
   framed: Buffer;
   payload: Buffer | undefined;
   padding: number;
-  sign: Session | undefined;
+  sign: SigningKeyRef | undefined;
   /** Gives the payload's buffer back once it is no longer needed (see Reply.release). */
   release: (() => void) | undefined;
+  /** Reply.afterEncode of a signed response: runs once the signature is in (a signed binding's preauth hash). */
+  afterSign?: (parts: Buffer[]) => void;
 }
 
 let connectionSeq = 0;
@@ -172,7 +175,7 @@ export class Connection {
   }
 
   private hasValidSession(): boolean {
-    for (const s of this.sessions.values()) if (s.state === 'valid') return true;
+    for (const s of this.sessions.values()) if (s.state === 'valid' && s.channels.get(this)?.bound) return true;
     return false;
   }
 
@@ -194,7 +197,8 @@ export class Connection {
     this.pendingAsync.clear();
     const sessions = [...this.sessions.values()];
     this.sessions.clear();
-    for (const s of sessions) void this.server.destroySession(s, 'connection closed');
+    // The session survives on its other channels; losing its last one disconnects it (channels.ts).
+    for (const s of sessions) void this.server.removeChannel(s, this, 'connection closed', true);
     this.server.forgetConnection(this);
   }
 
@@ -442,7 +446,16 @@ export class Connection {
 
     // Session (MS-SMB2 3.3.5.2.9).
     let session: Session | undefined;
-    if (spec.needsSession || (hdr.Command === Command.SESSION_SETUP && sessionId !== 0n)) {
+    if (hdr.Command === Command.SESSION_SETUP && sessionId !== 0n) {
+      // MS-SMB2 3.3.5.2.4, 3.3.5.5: a SESSION_SETUP may name a session this connection is not (yet) a
+      // channel of. A binding finds it in the GlobalSessionTable; any other such request is still
+      // checked with the session's key, so that its error can be signed. The handler decides.
+      session = this.server.lookupSession(sessionId);
+      if (!session) {
+        chain.sessionId = sessionId;
+        return reply({ status: related ? NtStatus.INVALID_PARAMETER : NtStatus.USER_SESSION_DELETED }, undefined, undefined);
+      }
+    } else if (spec.needsSession) {
       session = this.server.findSession(sessionId, this);
       if (!session) {
         chain.sessionId = sessionId;
@@ -462,11 +475,22 @@ export class Connection {
     if (!encrypted && neg) {
       const signed = (hdr.Flags & HeaderFlags.SIGNED) !== 0;
       if (signed && session?.keys && hdr.Command !== Command.NEGOTIATE) {
-        if (!this.verify(msg, hdr, session)) {
+        // Channel.SigningKey on one of the session's channels, Session.SigningKey elsewhere (channels.ts).
+        const key = signingKeyFor(session, this);
+        if (!key || !this.verify(msg, hdr, key)) {
           this.log.warn({ cmd: hdr.Command, session: session.id.toString(16) }, 'bad signature');
-          return reply({ status: NtStatus.ACCESS_DENIED }, undefined, undefined);
+          // The error of a SESSION_SETUP is signed: the client checks it before reporting the status.
+          const sessionSetup = hdr.Command === Command.SESSION_SETUP;
+          return reply({ status: NtStatus.ACCESS_DENIED, ...(sessionSetup ? { signWithSession: session } : {}) }, undefined, undefined);
         }
-      } else if (!signed && session && session.state === 'valid' && session.signingRequired && spec.needsSession) {
+      } else if (
+        !signed &&
+        session &&
+        session.state === 'valid' &&
+        session.signingRequired &&
+        (spec.needsSession || (hdr.Command === Command.SESSION_SETUP && session.channels.get(this)?.bound))
+      ) {
+        // MS-SMB2 3.3.5.2.4: unsigned request of a session that requires signing (a re-authentication too).
         return reply({ status: NtStatus.ACCESS_DENIED }, undefined, undefined);
       }
       if (session && session.encryptData && session.state === 'valid' && neg.dialect >= Dialect.SMB300 && spec.needsSession) {
@@ -646,13 +670,11 @@ export class Connection {
     if (target && target.sessionId === hdr.SessionId) target.abort();
   }
 
-  private verify(msg: Buffer, hdr: Smb2Header, session: Session): boolean {
-    const neg = this.negotiated!;
-    const keys = session.keys!;
+  private verify(msg: Buffer, hdr: Smb2Header, key: SigningKeyRef): boolean {
     const saved = Buffer.from(msg.subarray(SIGNATURE_OFFSET, SIGNATURE_OFFSET + 16));
     msg.fill(0, SIGNATURE_OFFSET, SIGNATURE_OFFSET + 16);
     try {
-      return verifySignature(neg.signingAlgorithm as SigningAlgorithm, keys.signingKey, [msg], saved, {
+      return verifySignature(key.algorithm as SigningAlgorithm, key.key, [msg], saved, {
         messageId: hdr.MessageId,
         isServer: false,
         isCancel: hdr.Command === Command.CANCEL,
@@ -704,17 +726,24 @@ export class Connection {
       }
     }
     // Sign when not encrypted and the request was signed or the session requires it (3.3.4.1.1).
-    let sign: Session | undefined;
+    let sign: SigningKeyRef | undefined;
     if (!encryptWith && s?.keys) {
       const requestSigned = (hdr.Flags & HeaderFlags.SIGNED) !== 0;
       const statusAllowsSigning = r.status !== NtStatus.USER_SESSION_DELETED || !!r.signWithSession;
       if ((requestSigned || s.signingRequired || r.signWithSession) && statusAllowsSigning && hdr.Command !== Command.NEGOTIATE) {
-        if (s.state === 'valid' || r.signWithSession) sign = s;
+        // The key of this connection's channel, or Session.SigningKey where it has none (channels.ts).
+        if (s.state === 'valid' || r.signWithSession) sign = signingKeyFor(s, this);
       }
     }
     let flags = HeaderFlags.SERVER_TO_REDIR | (hdr.Flags & HeaderFlags.RELATED_OPERATIONS);
     if (hdr.Flags & HeaderFlags.PRIORITY_MASK) flags |= hdr.Flags & HeaderFlags.PRIORITY_MASK;
     if (sign) flags |= HeaderFlags.SIGNED;
+    // A signed request naming a session this connection does not have gets STATUS_USER_SESSION_DELETED
+    // with SMB2_FLAGS_SIGNED set even without a key to sign with: clients do not check the signature of
+    // that status but require the flag (Windows does so; smbtorture smb2.session.bind2).
+    if (!sign && r.status === NtStatus.USER_SESSION_DELETED && hdr.Flags & HeaderFlags.SIGNED && hdr.Command !== Command.NEGOTIATE) {
+      flags |= HeaderFlags.SIGNED;
+    }
     if (asyncId !== undefined) flags |= HeaderFlags.ASYNC_COMMAND;
     encodeHeader(
       {
@@ -733,11 +762,46 @@ export class Connection {
       0,
     );
     body.encodeInto(head, SMB2_HEADER_SIZE);
-    if (r.afterEncode) r.afterEncode(body.payload ? [head, body.payload] : [head]);
+    // The 3.1.1 preauth hash covers the message as sent: a signed one is hashed once signed (sendCompound).
+    if (r.afterEncode && !sign) r.afterEncode(body.payload ? [head, body.payload] : [head]);
     if (r.status !== NtStatus.SUCCESS && r.status !== NtStatus.MORE_PROCESSING_REQUIRED && r.status !== NtStatus.PENDING) {
       this.log.debug({ cmd: hdr.Command, status: ntStatusName(r.status) }, 'request failed');
     }
-    return { message: { head, framed, payload: body.payload, padding: 0, sign, release: r.release }, encryptWith };
+    const message: OutMessage = { head, framed, payload: body.payload, padding: 0, sign, release: r.release };
+    if (r.afterEncode && sign) message.afterSign = r.afterEncode;
+    return { message, encryptWith };
+  }
+
+  /**
+   * Sends an unsolicited OPLOCK_BREAK notification (oplock 2.2.23.1 or lease 2.2.23.2): MessageId all
+   * ones, SessionId and TreeId 0, unsigned (MS-SMB2 3.3.4.6, 3.3.4.7). On 3.x it is encrypted with
+   * `session` when that session or the open's tree encrypts (3.3.4.1.4); the transform header then
+   * names the session.
+   */
+  sendBreakNotification(body: BodyEncoder, session: Session | undefined, treeEncrypts: boolean): void {
+    if (this.closed || !this.negotiated) return;
+    const bodyLength = body.byteLength();
+    const framed = Buffer.allocUnsafe(4 + SMB2_HEADER_SIZE + bodyLength);
+    const head = framed.subarray(4);
+    encodeHeader(
+      {
+        Command: Command.OPLOCK_BREAK,
+        MessageId: 0xffffffffffffffffn,
+        Status: NtStatus.SUCCESS,
+        Credits: 0,
+        Flags: HeaderFlags.SERVER_TO_REDIR,
+        TreeId: 0,
+        SessionId: 0n,
+      },
+      head,
+      0,
+    );
+    body.encodeInto(head, SMB2_HEADER_SIZE);
+    const encrypt =
+      session?.keys?.encryptionKey !== undefined &&
+      this.negotiated.dialect >= Dialect.SMB300 &&
+      (session.encryptData || treeEncrypts);
+    this.sendCompound([{ head, framed, payload: undefined, padding: 0, sign: undefined, release: undefined }], encrypt ? session : undefined);
   }
 
   /** Assembles, signs and (optionally) encrypts one response frame holding one or more messages. */
@@ -748,6 +812,7 @@ export class Connection {
       const m = messages[0]!;
       const parts = m.payload && m.payload.length ? [m.head, m.payload] : [m.head];
       if (m.sign) this.sign(parts, m.sign);
+      m.afterSign?.(parts.slice());
       let size = 0;
       for (const p of parts) size += p.length;
       writeFrameHeader(m.framed, 0, size);
@@ -772,6 +837,7 @@ export class Connection {
       if (m.payload && m.payload.length) own.push(m.payload);
       if (m.padding) own.push(Buffer.alloc(m.padding));
       if (m.sign && !encryptWith) this.sign(own, m.sign);
+      m.afterSign?.(m.payload?.length ? [m.head, m.payload] : [m.head]);
       parts.push(...own);
     }
     const releases: (() => void)[] = [];
@@ -784,11 +850,10 @@ export class Connection {
     this.sendFrame(parts, releaseAll);
   }
 
-  private sign(parts: Buffer[], session: Session): void {
-    const neg = this.negotiated!;
+  private sign(parts: Buffer[], key: SigningKeyRef): void {
     const head = parts[0]!;
     head.fill(0, SIGNATURE_OFFSET, SIGNATURE_OFFSET + 16);
-    const sig = computeSignature(neg.signingAlgorithm as SigningAlgorithm, session.keys!.signingKey, parts, {
+    const sig = computeSignature(key.algorithm as SigningAlgorithm, key.key, parts, {
       messageId: head.readBigUInt64LE(24),
       isServer: true,
       isCancel: head.readUInt16LE(12) === Command.CANCEL,

@@ -107,5 +107,7 @@ export const dispatchTable: Partial<Record<number, CommandSpec>> = {
     fileIdOffset: H + 16,
     payloadSize: (m) => u32(m, H + 4),
   },
-  [Command.OPLOCK_BREAK]: { handler: handleOplockBreak, needsSession: true, needsTree: true, fileIdOffset: H + 8 },
+  // A lease break acknowledgment has a LeaseKey where an oplock acknowledgment has its FileId: the
+  // handler finds the open (or the lease) itself (MS-SMB2 3.3.5.22).
+  [Command.OPLOCK_BREAK]: { handler: handleOplockBreak, needsSession: true, needsTree: true, fileIdOffset: H + 8, fileIdOptional: true },
 };

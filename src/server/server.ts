@@ -17,6 +17,12 @@ import { RpcPipeEndpoint, openablePipeNames, type PipeNameTable, type RpcService
 import { createSrvsvcService, STYPE } from '../rpc/srvsvc.js';
 import { buildSecurityDescriptor } from '../protocol/security-descriptor.js';
 import { NotifyHub } from './notify.js';
+import { boundConnections, newChannel, type Channel } from './channels.js';
+import type { BreakSink, NodeOpenTable } from './open-table.js';
+import { endOpen, endOpenClosedByTable } from './opens.js';
+import type { Open } from './state.js';
+import { leaseBreakNotification, LeaseBreakFlags, oplockBreakBody } from '../protocol/oplock-break.js';
+import { OplockLevel } from '../protocol/create.js';
 
 /** A self-relative descriptor without a DACL (everything granted), for directories that have none. */
 const OPEN_DIRECTORY_SD = buildSecurityDescriptor({ Control: 0 });
@@ -44,17 +50,25 @@ export interface ServerOptions {
   random?: Random;
   /** Milliseconds before a slow request gets an interim (STATUS_PENDING) response. */
   interimAfterMs?: number;
+  /** Sessions may be bound to more connections (MS-SMB2 3.3.1.5 IsMultiChannelCapable); default true. */
+  multiChannel?: boolean;
+  /** This node's side of the replicated open table (every disk open is recorded there). */
+  openTable: NodeOpenTable;
 }
 
-export class Server {
+export class Server implements BreakSink {
   readonly options: ServerOptions;
+  readonly openTable: NodeOpenTable;
+  /** Files and streams whose delete is pending until their last open closes (MS-FSA 2.1.5.4). */
+  readonly pendingDeletes = new Map<string, { path: string; stream?: string }>();
   readonly log: Logger;
   readonly clock: Clock;
   readonly random: Random;
   readonly throttle: LogonThrottle;
   readonly interimAfterMs: number;
   private readonly shares = new Map<string, ShareDef>();
-  private readonly sessions = new Map<bigint, { session: Session; conn: Connection }>();
+  /** GlobalSessionTable (MS-SMB2 3.3.1.5); a session's connections are its channels (channels.ts). */
+  private readonly sessions = new Map<bigint, Session>();
   private readonly connections = new Set<Connection>();
   private readonly perAddress = new Map<string, number>();
   private readonly listeners: NetServer[] = [];
@@ -68,6 +82,7 @@ export class Server {
 
   constructor(options: ServerOptions) {
     this.options = options;
+    this.openTable = options.openTable;
     this.log = options.logger;
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? systemRandom;
@@ -187,6 +202,16 @@ export class Server {
     return bound;
   }
 
+  /** The addresses this server listens on (FSCTL_QUERY_NETWORK_INTERFACE_INFO, MS-SMB2 3.3.5.15.11). */
+  listeningAddresses(): { host: string; port: number }[] {
+    const out: { host: string; port: number }[] = [];
+    for (const l of this.listeners) {
+      const a = l.address();
+      if (typeof a === 'object' && a) out.push({ host: a.address, port: a.port });
+    }
+    return out;
+  }
+
   private accept(socket: Socket): void {
     const address = socket.remoteAddress ?? 'unknown';
     const count = this.perAddress.get(address) ?? 0;
@@ -207,12 +232,40 @@ export class Server {
     else this.perAddress.set(conn.remoteAddress, n);
   }
 
-  /** Allocates a session id unique on this server (never 0, never all ones). */
-  registerSession(session: Session, conn: Connection): void {
-    this.sessions.set(session.id, { session, conn });
-    conn.sessions.set(session.id, session);
+  // ---- sessions and their channels (MS-SMB2 3.3.1.5 GlobalSessionTable, 3.3.1.8 ChannelList) ----
+
+  /** Enters a new session in the GlobalSessionTable with `conn` as its first channel (3.3.5.5.1). */
+  registerSession(session: Session, conn: Connection, signingAlgorithm: number): Channel {
+    this.sessions.set(session.id, session);
+    return this.addChannel(session, conn, newChannel(conn, { bound: true, signingAlgorithm }));
   }
 
+  /** Adds a channel (a binding in progress, or the first connection) to a session. */
+  addChannel(session: Session, conn: Connection, channel: Channel): Channel {
+    session.channels.set(conn, channel);
+    conn.sessions.set(session.id, session);
+    return channel;
+  }
+
+  /**
+   * Removes `conn` from a session's channels. A session left without a bound channel ends: its opens
+   * are disconnected when the connection was lost (`lost`; durable ones wait for a reconnect), closed
+   * otherwise.
+   */
+  async removeChannel(session: Session, conn: Connection, reason: string, lost = false): Promise<void> {
+    if (!session.channels.delete(conn)) return;
+    conn.sessions.delete(session.id);
+    if (this.sessions.get(session.id) !== session) return; // already ended
+    for (const c of session.channels.values()) if (c.bound) return;
+    await this.destroySession(session, reason, lost);
+  }
+
+  /** A session of the GlobalSessionTable, whichever connections it is on (binding, 3.3.5.5.2). */
+  lookupSession(id: bigint): Session | undefined {
+    return this.sessions.get(id);
+  }
+
+  /** Allocates a session id unique on this server (never 0, never all ones). */
   newSessionId(): bigint {
     for (;;) {
       const id = this.random.bytes(8).readBigUInt64LE(0) & 0x7fffffffffffffffn;
@@ -220,45 +273,77 @@ export class Server {
     }
   }
 
-  /** Finds a session bound to this connection (no multichannel yet). */
+  /** A session usable on this connection: `conn` is one of its bound channels (MS-SMB2 3.3.5.2.9). */
   findSession(id: bigint, conn: Connection): Session | undefined {
-    const entry = this.sessions.get(id);
-    if (!entry || entry.conn !== conn) return undefined;
-    return entry.session;
+    const session = this.sessions.get(id);
+    return session?.channels.get(conn)?.bound ? session : undefined;
   }
 
   allocateVolatileId(): bigint {
     return this.nextVolatile++;
   }
 
-  /** Closes every open and tree of a session and forgets it. */
-  async destroySession(session: Session, reason: string): Promise<void> {
-    const entry = this.sessions.get(session.id);
-    if (entry) {
-      this.sessions.delete(session.id);
-      entry.conn.sessions.delete(session.id);
-    }
+  /** A connection the server's own messages to a session go out on: one of its bound channels. */
+  connectionFor(session: Session): Connection | undefined {
+    return boundConnections(session)[0];
+  }
+
+  /**
+   * Ends a session: its trees go, and its opens are closed, or, when the connection was lost
+   * (`lost`), disconnected: durable and resilient ones then wait in the open table for a reconnect
+   * (MS-SMB2 3.3.7.1). LOGOFF closes durable opens too (MS-SMB2 3.3.5.6).
+   */
+  async destroySession(session: Session, reason: string, lost = false): Promise<void> {
+    // Gone from the GlobalSessionTable and from every channel (a LOGOFF on any channel ends it on all).
+    if (this.sessions.get(session.id) === session) this.sessions.delete(session.id);
+    for (const c of session.channels.values()) if (c.conn.sessions.get(session.id) === session) c.conn.sessions.delete(session.id);
+    // The channels stay on a session ended by a request (a LOGOFF response is still signed with its
+    // channel's key); a lost session lets its connections go (its disconnected opens outlive it).
+    if (lost) session.channels.clear();
     session.state = 'expired';
     const opens = [...session.opens.values()];
-    session.opens.clear();
     session.trees.clear();
     for (const open of opens) {
-      open.closed = true;
-      this.notify.forget(open);
       try {
-        await open.handle?.close();
+        await endOpen(this, open, lost ? 'disconnect' : 'close');
       } catch (err) {
-        this.log.warn({ err, path: open.path }, 'close during session teardown failed');
-      }
-      if (open.deleteOnClose && open.tree.share.ios) {
-        try {
-          await open.tree.share.ios.remove(open.path);
-        } catch {
-          /* the object may already be gone */
-        }
+        this.log.warn({ err, path: open.path }, 'ending an open during session teardown failed');
       }
     }
+    session.opens.clear();
     if (session.state && session.user) this.log.info({ session: session.id.toString(16), user: session.user, reason }, 'session ended');
+  }
+
+  // ---- BreakSink: what the open table asks this node to send (MS-SMB2 3.3.4.6, 3.3.4.7) ----
+
+  oplockBreak(open: Open, to: 'II' | 'none'): void {
+    if (open.disconnected || open.closed) return;
+    const conn = this.connectionFor(open.session);
+    if (!conn) return;
+    const level = to === 'II' ? OplockLevel.II : OplockLevel.NONE;
+    conn.sendBreakNotification(oplockBreakBody({ OplockLevel: level, FileId: { Persistent: open.persistent, Volatile: open.volatile } }), open.session, open.tree.encrypt);
+  }
+
+  leaseBreak(opens: Open[], n: { from: number; to: number; epoch: number; ackRequired: boolean }): void {
+    // MS-SMB2 3.3.4.7: sent on a connection of the lease's client that has an open of the lease.
+    for (const open of opens) {
+      if (open.disconnected || open.closed) continue;
+      const conn = this.connectionFor(open.session);
+      if (!conn || conn.isClosed) continue;
+      const body = leaseBreakNotification({
+        NewEpoch: open.lease!.version === 2 ? n.epoch : 0,
+        Flags: n.ackRequired ? LeaseBreakFlags.SMB2_NOTIFY_BREAK_LEASE_FLAG_ACK_REQUIRED : 0,
+        LeaseKey: open.lease!.keyBytes,
+        CurrentLeaseState: n.from,
+        NewLeaseState: n.to,
+      });
+      conn.sendBreakNotification(body, open.session, open.tree.encrypt);
+      return;
+    }
+  }
+
+  closedByTable(open: Open): Promise<void> {
+    return endOpenClosedByTable(this, open).catch((err: unknown) => this.log.warn({ err, path: open.path }, 'releasing an open closed by the table failed'));
   }
 
   /** Maps an exception thrown by a handler to an NTSTATUS (the one place errors become statuses). */
@@ -272,6 +357,7 @@ export class Server {
   async close(): Promise<void> {
     for (const l of this.listeners) l.close();
     for (const c of [...this.connections]) c.close('server shutting down');
+    this.openTable.stop();
     for (const share of this.shares.values()) await share.ios?.close();
   }
 }

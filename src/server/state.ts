@@ -1,9 +1,11 @@
-// Connection-local state: sessions, tree connects and opens as MS-SMB2 3.3.1 models them.
-// (The open table moves into the replicated metadata state machine in a later issue; until then an
-// open lives here, owned by its session.)
+// Connection-local state: sessions, tree connects and opens as MS-SMB2 3.3.1 models them. A disk
+// open's share mode, oplock, lease, locks and durability live in the replicated open table
+// (src/meta/families/opens.ts, reached through open-table.ts); the Open here holds what cannot be
+// replicated: the driver handle, the session it is served on, the directory scan state.
 
 import type { IosHandle, IosShare } from '../ios/spi.js';
-import type { SpnegoServer } from '../auth/spnego-server.js';
+import type { Channel } from './channels.js';
+import type { Connection } from './connection.js';
 import type { RpcPipeEndpoint } from '../rpc/pipe.js';
 import type { NonceGenerator } from '../crypto/nonce.js';
 import type { AccessToken } from '../auth/token.js';
@@ -33,7 +35,17 @@ export interface SessionKeys {
 export class Session {
   readonly id: bigint;
   state: SessionState = 'inProgress';
-  auth: SpnegoServer | undefined;
+  // ---- channels (multichannel, src/server/channels.ts) ----
+  /**
+   * Session.ChannelList (MS-SMB2 3.3.1.8): the connections this session is known on. The first is
+   * Session.Connection; more are bound with SMB2_SESSION_FLAG_BINDING (3.3.5.5.2). Each channel
+   * holds the GSS exchange under way on its connection.
+   */
+  readonly channels = new Map<Connection, Channel>();
+  /** Dialect, signing algorithm and cipher of Session.Connection: a binding must match them (3.3.5.5.2). */
+  dialect = 0;
+  signingAlgorithm = 0;
+  cipherId = 0;
   user = '';
   domain = '';
   sid = '';
@@ -109,6 +121,21 @@ export interface Open {
   scan?: DirectoryScan;
   /** Requests currently running against this open (CLOSE waits for none; it only marks). */
   closed: boolean;
+  // ---- the open's record in the replicated open table (disk opens; pipes have none) ----
+  /** Open id in the table: the persistent FileId (MS-SMB2 3.3.1.10 Open.DurableFileId). */
+  tableId?: number;
+  /** The table's file id: "<share>/<driver file id>". */
+  file?: string;
+  /** ClientGuid of the connection that opened it (hex), the lease's owner (MS-SMB2 3.3.1.12). */
+  clientGuid: string;
+  /** The lease this open belongs to (MS-SMB2 3.3.1.12), key as hex and as the 16 wire bytes. */
+  lease?: { key: string; keyBytes: Buffer; version: 1 | 2 };
+  /** Durable handle kind granted (MS-SMB2 3.3.5.9.6, 3.3.5.9.10). */
+  durable: 'none' | 'v1' | 'v2' | 'persistent';
+  /** The connection went away and the open waits for a reconnect (MS-SMB2 3.3.7.1). */
+  disconnected: boolean;
+  /** CreateGuid of a DH2Q open (hex), for DH2C (3.3.5.9.12). */
+  createGuid?: string;
 }
 
 export interface ServerIdentity {

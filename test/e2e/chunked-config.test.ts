@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { TesseraError } from '../../src/base/errors.js';
 import { parseServeArgs } from '../../src/cli/main.js';
-import { describeMeta, describeStore, stateDirOf } from '../../src/cli/chunked.js';
+import { describeStore } from '../../src/cli/chunked.js';
+import { describeMeta, stateDirOf } from '../../src/cli/meta.js';
 
 const cwd = mkdtempSync(join(tmpdir(), 'tessera-chunked-config-'));
 const base = ['--listen', '127.0.0.1:4450', '--user', 'u:p'];

@@ -138,29 +138,40 @@ describe('leases (MS-SMB2 3.3.5.9.8, 3.3.5.9.11, 3.3.4.7, 3.3.5.22.2)', () => {
     const a = t.ok(create({ oplock: 'lease', lease: lease('L1', 7, 10) }));
     expect(a.lease).toMatchObject({ key: 'L1', state: 7, epoch: 11 }); // a new state bumps the client's epoch
     expect(a.breaks).toEqual([]);
-    const b = t.ok(create({ clientGuid: 'c2', oplock: 'lease', lease: lease('L2', 7, 0) }));
-    expect(b.status).toBe('ok');
-    expect(b.lease).toMatchObject({ key: 'L2', state: LEASE_R | LEASE_H, epoch: 1 });
-    expect(b.breaks).toEqual([
+    // The opener's first proposal only starts the break: it waits for it (MS-FSA 2.1.4.12) and is
+    // granted by the same command proposed again.
+    const b0 = t.ok(create({ clientGuid: 'c2', oplock: 'lease', lease: lease('L2', 7, 0) }));
+    expect(b0.status).toBe('break-required');
+    expect(b0.breaks).toEqual([
       { kind: 'lease', clientGuid: 'c1', leaseKey: 'L1', node: 'n1', nodes: ['n1'], from: 7, to: 3, epoch: 12, ackRequired: true },
     ]);
-    expect(b.waitFor).toEqual([{ kind: 'lease', clientGuid: 'c1', leaseKey: 'L1' }]);
+    expect(b0.waitFor).toEqual([{ kind: 'lease', clientGuid: 'c1', leaseKey: 'L1' }]);
     expect(getLease(t.tx, 'c1', 'L1')).toMatchObject({ state: 7, breaking: { to: 3, epoch: 12 } });
+    expect(opensOfFile(t.tx, 'share/1')).toHaveLength(1);
 
     // Acknowledging more than the break allows is refused; the right state completes it.
     expect(t.code({ t: 'lease.ack', clientGuid: 'c1', leaseKey: 'L1', state: 7, now: 1_100 })).toBe('invalid');
     expect(t.ok({ t: 'lease.ack', clientGuid: 'c1', leaseKey: 'L1', state: 3, now: 1_100 })).toMatchObject({ state: 3, epoch: 12 });
     expect(getLease(t.tx, 'c1', 'L1')?.breaking).toBeUndefined();
     expect(t.code({ t: 'lease.ack', clientGuid: 'c1', leaseKey: 'L1', state: 3, now: 1_100 })).toBe('invalid'); // not breaking
+    const b = t.ok(create({ clientGuid: 'c2', oplock: 'lease', lease: lease('L2', 7, 0) }));
+    expect(b.status).toBe('ok');
+    expect(b.breaks).toEqual([]);
+    expect(b.lease).toMatchObject({ key: 'L2', state: LEASE_R | LEASE_H, epoch: 1 });
 
     // An overwriting open breaks both RH leases to none, each with a new epoch.
-    const c = t.ok(create({ clientGuid: 'c3', overwrite: true, oplock: 'lease', lease: lease('L3', 7) }));
-    expect(c.breaks.map((x: { leaseKey: string; to: number; epoch: number }) => [x.leaseKey, x.to, x.epoch])).toEqual([
+    const c0 = t.ok(create({ clientGuid: 'c3', overwrite: true, oplock: 'lease', lease: lease('L3', 7) }));
+    expect(c0.status).toBe('break-required');
+    expect(c0.breaks.map((x: { leaseKey: string; to: number; epoch: number }) => [x.leaseKey, x.to, x.epoch])).toEqual([
       ['L1', 0, 13],
       ['L2', 0, 2],
     ]);
-    // The opener waits for both breaks (waitFor), after which nobody caches: it gets RH.
-    expect(c.waitFor).toHaveLength(2);
+    expect(c0.waitFor).toHaveLength(2);
+    t.ok({ t: 'lease.ack', clientGuid: 'c1', leaseKey: 'L1', state: 0, now: 1_200 });
+    t.ok({ t: 'lease.ack', clientGuid: 'c2', leaseKey: 'L2', state: 0, now: 1_200 });
+    // After the breaks nobody caches; two other opens remain, so no W: the opener gets RH.
+    const c = t.ok(create({ clientGuid: 'c3', overwrite: true, oplock: 'lease', lease: lease('L3', 7) }));
+    expect(c.status).toBe('ok');
     expect(c.lease.state).toBe(LEASE_R | LEASE_H);
   });
 
@@ -240,11 +251,13 @@ describe('oplocks (MS-SMB2 3.3.5.9 Oplock Acquisition, 3.3.4.6, 3.3.5.22.1)', ()
     const t = new Table();
     const a = t.ok(create({ oplock: 'batch' }));
     expect(a.oplock).toBe('batch');
-    const b = t.ok(create({ clientGuid: 'c2', oplock: 'batch' }));
-    expect(b.oplock).toBe('II');
-    expect(b.breaks).toEqual([{ kind: 'oplock', openId: a.openId, node: 'n1', from: 'batch', to: 'II', ackRequired: true }]);
+    const b0 = t.ok(create({ clientGuid: 'c2', oplock: 'batch' }));
+    expect(b0.status).toBe('break-required');
+    expect(b0.breaks).toEqual([{ kind: 'oplock', openId: a.openId, node: 'n1', from: 'batch', to: 'II', ackRequired: true }]);
     expect(getOpen(t.tx, a.openId)?.oplockBreaking).toMatchObject({ to: 'II' });
     expect(t.ok({ t: 'oplock.ack', openId: a.openId, level: 'II' })).toMatchObject({ oplock: 'II', protocolError: false });
+    const b = t.ok(create({ clientGuid: 'c2', oplock: 'batch' }));
+    expect(b.oplock).toBe('II');
     // Level II holders lose their oplock, without acknowledgment, to an overwriting open.
     const c = t.ok(create({ clientGuid: 'c3', overwrite: true, oplock: 'II' }));
     expect(c.breaks.map((x: { openId: number; to: string; ackRequired: boolean }) => [x.openId, x.to, x.ackRequired])).toEqual([

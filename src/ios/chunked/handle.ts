@@ -7,14 +7,16 @@ import { limits } from '../../base/limits.js';
 import { filetimeToUnixNs, unixNsToFiletime } from '../../base/clock.js';
 import type { MetaService } from '../../meta/service.js';
 import type { ReadTx } from '../../meta/tx.js';
-import { extentsIn } from '../../meta/families/extents.js';
+import { extentsIn, mappedBytes } from '../../meta/families/extents.js';
 import { getFork, getInode, getStream, listStreams, readdir, type Inode } from '../../meta/families/namespace.js';
+import { eaPackedBytes, type StoredEa } from '../../meta/families/ns-records.js';
 import type { ObjectStore } from '../../objstore/spi.js';
 import {
   FILE_ATTR_SETTABLE,
   FileAttr,
   IosError,
   type DirEntry,
+  type EaEntry,
   type FileInfo,
   type IosHandle,
   type ListPage,
@@ -48,27 +50,55 @@ export interface ShareContext {
   checkSd(sd: Buffer): void;
 }
 
-/** Allocation reported for `size` bytes: whole 4 KiB clusters, or the caller's hint if larger. */
-export function allocationOf(size: number, hint: number | undefined): number {
-  const clusters = Math.ceil(size / 4096) * 4096;
-  return Math.max(clusters, hint ?? 0);
+/** The allocation unit the driver reports in (FsStats.blockBytes). */
+export const CLUSTER_BYTES = 4096;
+
+function clusters(bytes: number): number {
+  return Math.ceil(bytes / CLUSTER_BYTES) * CLUSTER_BYTES;
 }
 
-export function infoOf(node: Inode, size?: number): FileInfo {
+/**
+ * Allocation reported for a fork: the bytes its extents map, in whole clusters (holes hold nothing:
+ * every file of this driver is sparse), or the allocation a client asked for if that is larger
+ * (FileAllocationInformation, CREATE AllocationSize). A map too old to have a count (ns-records.ts
+ * MappedRecord) reports its size in whole clusters.
+ */
+export function allocationOf(tx: ReadTx, fork: number, size: number, hint: number | undefined): number {
+  const mapped = fork === 0 ? 0 : mappedBytes(tx, fork);
+  return Math.max(clusters(mapped ?? size), hint ?? 0);
+}
+
+/** FileInfo of an inode, or of one of its named streams (`stream`: its fork and size). */
+export function infoOf(tx: ReadTx, node: Inode, stream?: { fork: number; size: number }): FileInfo {
   const isDirectory = node.kind === 'dir';
-  const sz = size ?? (isDirectory ? 0 : node.size);
+  const sz = stream?.size ?? (isDirectory ? 0 : node.size);
   return {
     fileId: BigInt(node.ino),
-    isDirectory: size === undefined ? isDirectory : false,
+    isDirectory: stream === undefined ? isDirectory : false,
     size: sz,
-    allocationSize: size === undefined && isDirectory ? 0 : allocationOf(sz, size === undefined ? node.allocation : undefined),
+    allocationSize:
+      stream === undefined
+        ? isDirectory
+          ? 0
+          : allocationOf(tx, node.fork, sz, node.allocation)
+        : allocationOf(tx, stream.fork, sz, undefined),
     creationTimeNs: filetimeToUnixNs(node.creation),
     lastAccessTimeNs: filetimeToUnixNs(node.lastAccess),
     lastWriteTimeNs: filetimeToUnixNs(node.lastWrite),
     changeTimeNs: filetimeToUnixNs(node.change),
     attributes: (node.attributes & FILE_ATTR_SETTABLE) | (isDirectory ? FileAttr.DIRECTORY : 0),
     links: node.nlink,
+    eaBytes: eaPackedBytes(node.eas),
   };
+}
+
+/** EA changes as ns.seteas / ns.create take them (values copied: the proposal is encoded later). */
+export function easArg(eas: readonly EaEntry[]): StoredEa[] {
+  if (!Array.isArray(eas)) throw new IosError('EINVAL', 'EAs must be an array');
+  for (const ea of eas) {
+    if (typeof ea !== 'object' || ea === null || typeof ea.name !== 'string' || !Buffer.isBuffer(ea.value)) throw new IosError('EINVAL', 'invalid EA');
+  }
+  return eas.map((ea) => ({ name: ea.name, flags: ea.flags, value: Buffer.from(ea.value) }));
 }
 
 /** Size of the data a fork holds and the name of its stream (undefined: the unnamed stream). */
@@ -94,6 +124,10 @@ export class ChunkedHandle implements IosHandle {
   readonly isDirectory: boolean;
   private closed = false;
   private lastStreamName: string | undefined;
+  /** Data was written or truncated through this handle since the last stamp (spi.ts "Times"). */
+  private modified = false;
+  /** Automatic time updates this handle stopped (MS-FSA Open.UserSet*Time). */
+  private readonly userSet = { lastAccess: false, lastWrite: false, change: false };
 
   constructor(
     private readonly ctx: ShareContext,
@@ -128,10 +162,10 @@ export class ChunkedHandle implements IosHandle {
     return this.ctx.meta.read((tx) => {
       const node = getInode(tx, this.ino);
       if (node === undefined) throw new IosError('ENOENT', `inode ${this.ino} no longer exists`);
-      if (!this.named) return infoOf(node);
+      if (!this.named) return infoOf(tx, node);
       const s = forkState(tx, this.fork);
       if (s === undefined) throw new IosError('ENOENT', `stream of inode ${this.ino} no longer exists`);
-      return infoOf(node, s.size);
+      return infoOf(tx, node, { fork: this.fork, size: s.size });
     });
   }
 
@@ -247,6 +281,9 @@ export class ChunkedHandle implements IosHandle {
     this.checkWritable();
     checkRange(offset, data.length);
     if (data.length === 0) return 0;
+    // MS-FSA 2.1.4.17: the modification is noted on the handle and stamped (LastWriteTime, ChangeTime,
+    // ARCHIVE) when it closes or truncates, as NTFS does: no metadata command per write.
+    this.modified = true;
     await this.ctx.writer.write(this.fork, offset, data);
     return data.length;
   }
@@ -264,6 +301,11 @@ export class ChunkedHandle implements IosHandle {
     this.checkWritable();
     checkRange(size, 0);
     await this.ctx.truncateFork(this.fork, size);
+    // NTFS takes the moment it writes the new end of file to stamp the noted times too; a requested
+    // allocation above the new end of file is released (MS-FSA 2.1.5.15.4).
+    this.modified = true;
+    const hint = this.named ? undefined : this.ctx.meta.read((tx) => getInode(tx, this.ino)?.allocation);
+    await this.stampTimes(hint !== undefined && hint > size ? clusters(size) : undefined);
   }
 
   // ---- range operations beyond the SPI (map operations: no data moves) ----
@@ -423,24 +465,60 @@ export class ChunkedHandle implements IosHandle {
       if (!Number.isInteger(a) || a < 0 || a > 0xffff_ffff) throw new IosError('EINVAL', `attributes ${a}`);
       cmd.attributes = a & FILE_ATTR_SETTABLE;
     }
+    const alloc = change.allocationSize;
+    if (alloc !== undefined) {
+      if (!Number.isSafeInteger(alloc) || alloc < 0 || alloc > limits.metaFileBytesMax) throw new IosError('EINVAL', `allocation ${alloc}`);
+      // The inode keeps one allocation, that of its unnamed stream; a stream's is its map.
+      if (!this.named && !this.isDirectory) cmd.allocation = clusters(alloc);
+    }
     const times = [
       ['creationTimeNs', 'creation'],
       ['lastAccessTimeNs', 'lastAccess'],
       ['lastWriteTimeNs', 'lastWrite'],
       ['changeTimeNs', 'change'],
     ] as const;
-    let any = cmd.attributes !== undefined;
+    const given: Record<string, bigint> = {};
     for (const [from, to] of times) {
       const v = change[from];
       if (v === undefined) continue;
       if (typeof v !== 'bigint') throw new IosError('EINVAL', `${from} is not a bigint`);
       const ft = unixNsToFiletime(v);
       if (ft < 0n || ft >= 1n << 63n) throw new IosError('EINVAL', `${from} out of range`);
-      cmd[to] = ft;
-      any = true;
+      given[to] = ft;
     }
-    if (!any) return;
+    const s = change.suspend;
+    if (s !== undefined) {
+      if (s.lastAccess !== undefined) this.userSet.lastAccess = s.lastAccess;
+      if (s.lastWrite !== undefined) this.userSet.lastWrite = s.lastWrite;
+      if (s.change !== undefined) this.userSet.change = s.change;
+    }
+    // MS-FSA 2.1.5.15.2: a time set explicitly stops this handle's automatic updates of it.
+    if (given.lastAccess !== undefined) this.userSet.lastAccess = true;
+    if (given.lastWrite !== undefined) this.userSet.lastWrite = true;
+    if (given.change !== undefined) this.userSet.change = true;
+    Object.assign(cmd, given);
+    if (cmd.attributes === undefined && cmd.allocation === undefined && Object.keys(given).length === 0) return;
+    // ChangeTime becomes now unless given or stopped on this handle.
+    if (given.change === undefined && this.userSet.change) cmd.keepChange = true;
     valueOf(await this.propose(cmd), 'setInfo');
+  }
+
+  /**
+   * Stamps what writes through this handle noted (spi.ts "Times"): LastWriteTime and ChangeTime now,
+   * unless the handle stopped those updates, and ARCHIVE. `allocation` (bytes) replaces a requested
+   * allocation in the same command (0 forgets it).
+   */
+  private async stampTimes(allocation?: number): Promise<void> {
+    if (!this.modified && allocation === undefined) return;
+    const cmd: Record<string, unknown> = { t: 'ns.setattr', ino: this.ino, now: this.ctx.now() };
+    if (this.modified) {
+      this.modified = false;
+      cmd.archive = true;
+      if (!this.userSet.lastWrite) cmd.lastWrite = cmd.now;
+      if (this.userSet.change) cmd.keepChange = true;
+    }
+    if (allocation !== undefined) cmd.allocation = allocation;
+    valueOf(await this.propose(cmd), 'stamp times');
   }
 
   async getSecurity(): Promise<Buffer | undefined> {
@@ -462,6 +540,24 @@ export class ChunkedHandle implements IosHandle {
     valueOf(await this.propose({ t: 'ns.setsd', ino: this.ino, sd, now: this.ctx.now() }), 'setSecurity');
   }
 
+  async getEas(): Promise<EaEntry[]> {
+    this.checkOpen();
+    return this.ctx.meta.read((tx) => {
+      const node = getInode(tx, this.ino);
+      if (node === undefined) throw new IosError('ENOENT', `inode ${this.ino} no longer exists`);
+      return (node.eas ?? []).map((ea) => ({ name: ea.name, flags: ea.flags, value: Buffer.from(ea.value) }));
+    });
+  }
+
+  /** EAs are inode metadata (ns.seteas merges them in the state machine); no write handle needed. */
+  async setEas(eas: EaEntry[]): Promise<void> {
+    this.checkOpen();
+    if (this.ctx.readOnly) throw new IosError('EROFS', 'share is read-only');
+    const cmd: Record<string, unknown> = { t: 'ns.seteas', ino: this.ino, eas: easArg(eas), now: this.ctx.now() };
+    if (this.userSet.change) cmd.keepChange = true;
+    valueOf(await this.propose(cmd), 'setEas');
+  }
+
   async list(cookie: string | undefined, max: number): Promise<ListPage> {
     this.checkOpen();
     if (this.named) throw new IosError('EINVAL', 'list on a stream handle');
@@ -477,7 +573,7 @@ export class ChunkedHandle implements IosHandle {
       const entries: DirEntry[] = [];
       for (const d of page) {
         const node = getInode(tx, d.ino);
-        if (node !== undefined) entries.push({ name: d.name, info: infoOf(node) });
+        if (node !== undefined) entries.push({ name: d.name, info: infoOf(tx, node) });
       }
       return { entries, cookie: more ? page[page.length - 1]!.name : undefined };
     });
@@ -486,14 +582,24 @@ export class ChunkedHandle implements IosHandle {
   async listStreams(): Promise<StreamEntry[]> {
     this.checkOpen();
     return this.ctx.meta.read((tx) =>
-      listStreams(tx, this.ino).map((s) => ({ name: s.name, size: s.size, allocationSize: allocationOf(s.size, undefined) })),
+      listStreams(tx, this.ino).map((s) => ({ name: s.name, size: s.size, allocationSize: allocationOf(tx, s.fork, s.size, undefined) })),
     );
   }
 
+  /**
+   * Closes the handle: stamps the times its writes noted (one ns.setattr, only if it wrote). Writes of
+   * this handle answer their callers anyway; close does not wait for them.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    // Writes of this handle answer their callers anyway; close does not wait for them.
+    if (!this.modified || this.ctx.readOnly) return;
+    try {
+      this.ctx.checkOpen();
+      await this.stampTimes();
+    } catch {
+      // Best effort: the object may be gone (deleted on close) or the share closing; nothing to undo.
+    }
   }
 
   private propose(cmd: Record<string, unknown>) {

@@ -25,12 +25,21 @@ import {
 } from '../spi.js';
 import { checkStreamName, splitPath } from '../names.js';
 import { refusalError, toIosError, valueOf } from './errors.js';
-import { ChunkedHandle, forkState, infoOf, type ShareContext } from './handle.js';
+import { ChunkedHandle, CLUSTER_BYTES, easArg, forkState, infoOf, type ShareContext } from './handle.js';
 import { BlockCache } from './cache.js';
 import { SegmentWriter } from './segments.js';
 
 const openModes: ReadonlySet<OpenMode> = new Set(['open', 'create', 'openOrCreate', 'truncate', 'truncateOrCreate', 'replace']);
 const truncatingModes: ReadonlySet<OpenMode> = new Set(['truncate', 'truncateOrCreate', 'replace']);
+/**
+ * The allocation a create asks for (CREATE AllocationSize, MS-FSA 2.1.5.1.2.1) in whole clusters;
+ * 0 for none. Reported, not reserved: the store has no space to set aside.
+ */
+function allocationHint(bytes: number | undefined): number {
+  if (bytes === undefined || !Number.isSafeInteger(bytes) || bytes <= 0) return 0;
+  return Math.min(Math.ceil(bytes / CLUSTER_BYTES) * CLUSTER_BYTES, limits.metaFileBytesMax);
+}
+
 /** Attempts of an open whose name is created or removed concurrently (a lost race re-resolves). */
 const openAttemptsMax = 8;
 
@@ -135,10 +144,10 @@ export class ChunkedShare implements IosShare, ShareContext {
     this.checkOpen();
     const parts = splitPath(path);
     return this.meta.read((tx) => {
-      if (parts.length === 0) return { path: '', info: infoOf(this.inode(tx, this.rootIno)) };
+      if (parts.length === 0) return { path: '', info: infoOf(tx, this.inode(tx, this.rootIno)) };
       const r = this.resolve(tx, parts);
       if (r.ent === undefined) throw new IosError('ENOENT', `no such object: ${path}`);
-      return { path: join(r.parentPath, r.ent.name), info: infoOf(this.inode(tx, r.ent.ino)) };
+      return { path: join(r.parentPath, r.ent.name), info: infoOf(tx, this.inode(tx, r.ent.ino)) };
     });
   }
 
@@ -387,6 +396,9 @@ export class ChunkedShare implements IosShare, ShareContext {
     if (options.securityDescriptor !== undefined) {
       cmd.sd = Buffer.from(options.securityDescriptor);
     }
+    const allocation = allocationHint(options.allocationSize);
+    if (kind === 'file' && allocation > 0) cmd.allocation = allocation;
+    if (options.eas !== undefined && options.eas.length > 0) cmd.eas = easArg(options.eas);
     const r = await this.propose(cmd);
     if (!r.ok && r.code === 'exists') return undefined;
     return valueOf<{ ino: number; fork: number }>(r, `create ${name}`);
@@ -407,19 +419,19 @@ export class ChunkedShare implements IosShare, ShareContext {
     const node = this.meta.read((tx) => this.inode(tx, ent.ino));
     if (truncatingModes.has(mode)) {
       // Overwriting or superseding the unnamed stream replaces the whole file: its named streams go
-      // too (MS-FSA 2.1.5.1.2.1), then its data.
+      // too (MS-FSA 2.1.5.1.2.1), then its data. The file was modified (LastWriteTime, ChangeTime,
+      // ARCHIVE: MS-FSA 2.1.4.17) and the create's AllocationSize replaces any allocation asked before.
       await this.dropStreams(node.ino);
       await this.truncateFork(node.fork, 0);
-      if (mode === 'replace') {
-        // A superseded file takes the new attributes (and security descriptor when one is given).
-        valueOf(
-          await this.propose({ t: 'ns.setattr', ino: node.ino, attributes: this.initialAttributes('file', options.attributes), now: this.now() }),
-          `replace ${rel}`,
-        );
-        if (options.securityDescriptor !== undefined) {
-          const sd = Buffer.from(options.securityDescriptor);
-          valueOf(await this.propose({ t: 'ns.setsd', ino: node.ino, sd, now: this.now() }), `replace ${rel}`);
-        }
+      const now = this.now();
+      const cmd: { t: string; [k: string]: unknown } = { t: 'ns.setattr', ino: node.ino, lastWrite: now, allocation: allocationHint(options.allocationSize), now };
+      // A superseded file takes the new attributes (and security descriptor when one is given).
+      if (mode === 'replace') cmd.attributes = this.initialAttributes('file', options.attributes);
+      else cmd.archive = true;
+      valueOf(await this.propose(cmd), `${mode} ${rel}`);
+      if (mode === 'replace' && options.securityDescriptor !== undefined) {
+        const sd = Buffer.from(options.securityDescriptor);
+        valueOf(await this.propose({ t: 'ns.setsd', ino: node.ino, sd, now: this.now() }), `replace ${rel}`);
       }
     }
     const handle = new ChunkedHandle(this, node.ino, false, node.fork, false, options.write);

@@ -5,16 +5,19 @@ import { existsSync } from 'node:fs';
 import { limits } from '../../base/limits.js';
 import {
   FILE_ATTR_SETTABLE,
+  FileAttr,
   IosError,
   type DirEntry,
+  type EaEntry,
   type FileInfo,
   type IosHandle,
   type ListPage,
   type SetInfo,
   type StreamEntry,
 } from '../spi.js';
+import { applyEas } from '../eas.js';
 import { errnoOf, toIosError } from './errno.js';
-import { birthNsOf, buildInfo, fileIdOf } from './info.js';
+import { birthNsOf, buildInfo, defaultAttributes, effectiveTimes, fileIdOf } from './info.js';
 import { fold, STATE_DIR_FOLDED } from './paths.js';
 import type { MetaPatch, MetaStore } from './sidecar.js';
 import type { StreamStore } from './streams.js';
@@ -37,6 +40,10 @@ const procFdAvailable = process.platform === 'linux' && existsSync('/proc/self/f
 
 /** Entries stat'ed in parallel while filling a listing page. */
 const listStatParallelMax = 64;
+
+function roundUp(n: number, unit: number): number {
+  return Math.ceil(n / unit) * unit;
+}
 
 function checkRange(offset: number, length: number): void {
   if (!Number.isSafeInteger(offset) || offset < 0) throw new IosError('EINVAL', `offset ${offset}`);
@@ -103,6 +110,16 @@ function nsToSeconds(ns: bigint): number {
   return Number(ns / 1_000_000_000n) + Number(ns % 1_000_000_000n) / 1e9;
 }
 
+/** Allocation unit the driver rounds a client's FileAllocationInformation to. */
+const ALLOCATION_UNIT_BYTES = 4096;
+
+/** Which automatic time updates a handle has stopped (MS-FSA Open.UserSet*Time; spi.ts "Times"). */
+interface UserSetTimes {
+  lastAccess: boolean;
+  lastWrite: boolean;
+  change: boolean;
+}
+
 export class PosixHandle implements IosHandle {
   readonly fileId: bigint;
   readonly isDirectory: boolean;
@@ -113,6 +130,10 @@ export class PosixHandle implements IosHandle {
   private closing: Promise<void> | undefined;
   /** Names of the directory taken by the listing that started with cookie undefined. */
   private snapshot: string[] | undefined;
+  /** Automatic time updates this handle stopped (spi.ts "Times"). */
+  private readonly userSet: UserSetTimes = { lastAccess: false, lastWrite: false, change: false };
+  /** Data was written or truncated through this handle (ARCHIVE at close). */
+  private wrote = false;
 
   constructor(
     private readonly ctx: ShareContext,
@@ -150,7 +171,10 @@ export class PosixHandle implements IosHandle {
     checkRange(offset, data.length);
     if (this.isDirectory) throw new IosError('EISDIR', 'write on a directory');
     this.checkWritable();
-    return writeAt(this.fh, offset, data);
+    this.wrote = true;
+    // The host stamps mtime and ctime itself; a handle that stopped those updates puts them back.
+    if (!this.keepsTimes()) return writeAt(this.fh, offset, data);
+    return this.keepingTimes(() => writeAt(this.fh, offset, data));
   }
 
   async flush(): Promise<void> {
@@ -169,17 +193,28 @@ export class PosixHandle implements IosHandle {
     checkRange(size, 0);
     if (this.isDirectory) throw new IosError('EISDIR', 'truncate on a directory');
     this.checkWritable();
-    try {
-      await this.fh.truncate(size);
-    } catch (err) {
-      throw toIosError(err, 'truncate');
+    this.wrote = true;
+    const cut = async (): Promise<void> => {
+      try {
+        await this.fh.truncate(size);
+      } catch (err) {
+        throw toIosError(err, 'truncate');
+      }
+    };
+    if (this.keepsTimes()) await this.keepingTimes(cut);
+    else await cut();
+    // MS-FSA 2.1.5.15.4: an end of file below a requested allocation releases what lies beyond it.
+    const allocation = this.ctx.meta.get(this.fileId, this.birthNs)?.allocation;
+    if (allocation !== undefined && allocation > size) {
+      await this.ctx.meta.update(this.fileId, this.birthNs, { allocation: size > 0 ? roundUp(size, ALLOCATION_UNIT_BYTES) : null });
     }
   }
 
   /**
-   * Access and write times go to the host (futimes: ~0.24 µs resolution through a double). Creation
-   * time and attributes go to the sidecar. changeTimeNs is ignored: POSIX ctime cannot be set, and a
-   * stored override would go stale at the next change; the host ctime is reported.
+   * Times (spi.ts "Times"): access and write times go to the host through futimes (a double: ~0.24
+   * us), and the three Windows times also to the sidecar exactly, with the host ctime they hold for
+   * (sidecar.ts): that is how a client-set ChangeTime sticks although POSIX ctime cannot be set.
+   * Creation time, attributes and the allocation asked for go to the sidecar.
    */
   async setInfo(change: SetInfo): Promise<void> {
     this.checkOpen();
@@ -190,23 +225,35 @@ export class PosixHandle implements IosHandle {
     for (const t of [change.creationTimeNs, change.lastAccessTimeNs, change.lastWriteTimeNs, change.changeTimeNs]) {
       if (t !== undefined && typeof t !== 'bigint') throw new IosError('EINVAL', 'times are bigint ns');
     }
-    try {
-      if (change.lastAccessTimeNs !== undefined || change.lastWriteTimeNs !== undefined) {
-        const st = await this.fh.stat();
-        await this.fh.utimes(
-          nsToSeconds(change.lastAccessTimeNs ?? st.atimeNs),
-          nsToSeconds(change.lastWriteTimeNs ?? st.mtimeNs),
-        );
-      }
-    } catch (err) {
-      throw toIosError(err, 'set times');
+    const alloc = change.allocationSize;
+    if (alloc !== undefined && (!Number.isSafeInteger(alloc) || alloc < 0)) throw new IosError('EINVAL', `allocation ${alloc}`);
+    const s = change.suspend;
+    if (s !== undefined) {
+      if (s.lastAccess !== undefined) this.userSet.lastAccess = s.lastAccess;
+      if (s.lastWrite !== undefined) this.userSet.lastWrite = s.lastWrite;
+      if (s.change !== undefined) this.userSet.change = s.change;
     }
+    // MS-FSA 2.1.5.15.2: a time set explicitly stops this handle's automatic updates of it.
+    if (change.lastAccessTimeNs !== undefined) this.userSet.lastAccess = true;
+    if (change.lastWriteTimeNs !== undefined) this.userSet.lastWrite = true;
+    if (change.changeTimeNs !== undefined) this.userSet.change = true;
     const patch: MetaPatch = {};
     if (change.creationTimeNs !== undefined) patch.creationTimeNs = change.creationTimeNs;
     if (change.attributes !== undefined) patch.attributes = change.attributes & FILE_ATTR_SETTABLE;
-    if (patch.creationTimeNs !== undefined || patch.attributes !== undefined) {
-      await this.ctx.meta.update(this.fileId, this.birthNs, patch);
-    }
+    if (alloc !== undefined && !this.isDirectory) patch.allocation = alloc > 0 ? roundUp(alloc, ALLOCATION_UNIT_BYTES) : null;
+    const timesGiven = change.lastAccessTimeNs !== undefined || change.lastWriteTimeNs !== undefined || change.changeTimeNs !== undefined;
+    if (!timesGiven && Object.keys(patch).length === 0) return; // only suspend/resume
+    const before = await this.stat();
+    const eff = effectiveTimes(before, this.ctx.meta.get(this.fileId, this.birthNs));
+    // Anything changed: ChangeTime becomes now (the host ctime after futimes) unless given or stopped.
+    await this.recordTimes(
+      {
+        lastAccessNs: change.lastAccessTimeNs ?? eff.lastAccessNs,
+        lastWriteNs: change.lastWriteTimeNs ?? eff.lastWriteNs,
+        changeNs: change.changeTimeNs ?? (this.userSet.change ? eff.changeNs : undefined),
+      },
+      patch,
+    );
   }
 
   async getSecurity(): Promise<Buffer | undefined> {
@@ -224,6 +271,78 @@ export class PosixHandle implements IosHandle {
     }
     // Copy: the caller may reuse its buffer once we resolve (spi.ts ownership rule).
     await this.ctx.meta.update(this.fileId, this.birthNs, { securityDescriptor: Buffer.from(descriptor) });
+  }
+
+  async getEas(): Promise<EaEntry[]> {
+    this.checkOpen();
+    return (this.ctx.meta.get(this.fileId, this.birthNs)?.eas ?? []).map((ea) => ({ ...ea, value: Buffer.from(ea.value) }));
+  }
+
+  /** EAs live in the sidecar (spi.ts "Extended attributes"); like security, no write handle needed. */
+  async setEas(eas: EaEntry[]): Promise<void> {
+    this.checkOpen();
+    if (this.ctx.readOnly) throw new IosError('EROFS', 'share is read-only');
+    const next = applyEas(this.ctx.meta.get(this.fileId, this.birthNs)?.eas ?? [], eas);
+    // MS-FSA 2.1.5.15.5: ChangeTime becomes now unless this handle stopped its updates.
+    const before = await this.stat();
+    const eff = effectiveTimes(before, this.ctx.meta.get(this.fileId, this.birthNs));
+    await this.recordTimes(
+      { lastAccessNs: eff.lastAccessNs, lastWriteNs: eff.lastWriteNs, changeNs: this.userSet.change ? eff.changeNs : undefined },
+      { eas: next.length > 0 ? next : null },
+    );
+  }
+
+  /** False when this handle stopped the updates a write makes (lastWrite or change). */
+  private keepsTimes(): boolean {
+    return this.userSet.lastWrite || this.userSet.change;
+  }
+
+  /**
+   * Runs a write or truncate for a handle that stopped some automatic updates: afterwards the times it
+   * stopped are put back as they were before, the others take what the host stamped.
+   */
+  private async keepingTimes<T>(op: () => Promise<T>): Promise<T> {
+    const before = await this.stat();
+    const eff = effectiveTimes(before, this.ctx.meta.get(this.fileId, this.birthNs));
+    const result = await op();
+    const after = await this.stat();
+    await this.recordTimes({
+      lastAccessNs: eff.lastAccessNs,
+      lastWriteNs: this.userSet.lastWrite ? eff.lastWriteNs : after.mtimeNs,
+      changeNs: this.userSet.change ? eff.changeNs : undefined,
+    });
+    return result;
+  }
+
+  /**
+   * Sets the host atime/mtime to the given times (as near as futimes gets) and records the exact
+   * times in the sidecar, valid for the host ctime futimes leaves; `changeNs` undefined means now
+   * (that ctime). `patch` is written in the same sidecar update.
+   */
+  private async recordTimes(t: { lastAccessNs: bigint; lastWriteNs: bigint; changeNs: bigint | undefined }, patch: MetaPatch = {}): Promise<void> {
+    try {
+      await this.fh.utimes(nsToSeconds(t.lastAccessNs), nsToSeconds(t.lastWriteNs));
+    } catch (err) {
+      throw toIosError(err, 'set times');
+    }
+    const st = await this.stat();
+    patch.times = { lastAccessNs: t.lastAccessNs, lastWriteNs: t.lastWriteNs, changeNs: t.changeNs ?? st.ctimeNs, hostCtimeNs: st.ctimeNs };
+    await this.ctx.meta.update(this.fileId, this.birthNs, patch);
+  }
+
+  private async stat(): Promise<BigIntStats> {
+    try {
+      return await this.fh.stat();
+    } catch (err) {
+      throw toIosError(err, 'fstat');
+    }
+  }
+
+  /** MS-FSA 2.1.4.17: a file written through this handle gets ARCHIVE (stamped at close). */
+  private async markArchive(): Promise<void> {
+    const attributes = this.ctx.meta.get(this.fileId, this.birthNs)?.attributes ?? defaultAttributes(false);
+    if (attributes & FileAttr.ARCHIVE) return;
+    await this.ctx.meta.update(this.fileId, this.birthNs, { attributes: attributes | FileAttr.ARCHIVE });
   }
 
   async list(cookie: string | undefined, max: number): Promise<ListPage> {
@@ -274,9 +393,13 @@ export class PosixHandle implements IosHandle {
     if (this.closing === undefined) {
       this.closed = true;
       this.snapshot = undefined;
-      this.closing = this.fh.close().catch((err: unknown) => {
-        throw toIosError(err, 'close');
-      });
+      // The ARCHIVE stamp is best effort: the descriptor is closed whatever happens to it.
+      const archive = this.wrote && !this.ctx.readOnly ? this.markArchive().catch(() => undefined) : Promise.resolve();
+      this.closing = archive.then(() =>
+        this.fh.close().catch((err: unknown) => {
+          throw toIosError(err, 'close');
+        }),
+      );
     }
     return this.closing;
   }
@@ -399,6 +522,16 @@ export class PosixStreamHandle implements IosHandle {
   async setSecurity(descriptor: Buffer): Promise<void> {
     this.checkOpen();
     return this.base.setSecurity(descriptor);
+  }
+
+  async getEas(): Promise<EaEntry[]> {
+    this.checkOpen();
+    return this.base.getEas();
+  }
+
+  async setEas(eas: EaEntry[]): Promise<void> {
+    this.checkOpen();
+    return this.base.setEas(eas);
   }
 
   async list(): Promise<ListPage> {

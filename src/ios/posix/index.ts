@@ -8,7 +8,9 @@
 // - READONLY and the other DOS bits live only in the sidecar: host mode bits are neither read nor
 //   changed, so host permissions and client attributes stay independent;
 // - named streams live under <stateDir>/streams/<fileId>/ (streams.ts), out of the visible tree;
-// - allocationSize hints on create are ignored (Node has no fallocate); files are sparse-capable.
+// - allocation asked for (create AllocationSize, FileAllocationInformation) is kept in the sidecar and
+//   reported, not reserved (Node has no fallocate); files are sparse-capable;
+// - times: exact client-set times (ChangeTime included) in the sidecar while the host ctime holds.
 import { IOS_SPI_VERSION, type IosDriver, type IosShare } from '../spi.js';
 import { PosixShare, type PosixShareOptions } from './share.js';
 

@@ -35,6 +35,7 @@ import {
   type OpenOptions,
   type OpenResult,
 } from '../spi.js';
+import { applyEas } from '../eas.js';
 import { errnoOf, toIosError } from './errno.js';
 import { PosixHandle, PosixStreamHandle, type ShareContext } from './handle.js';
 import { birthNsOf, buildInfo, defaultAttributes, fileIdOf } from './info.js';
@@ -45,6 +46,15 @@ import { StreamStore } from './streams.js';
 import { lstat, lstatIfExists, mkdir, open, rename, rmdir, stat, statfs, unlink, type Fd } from './syscalls.js';
 
 const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = fsConstants;
+
+/**
+ * The allocation a create asks for (SMB2 CREATE AllocationSize, MS-FSA 2.1.5.1.2.1), rounded to 4 KiB
+ * and kept in the sidecar: the host has no fallocate through Node, so it is reported, not reserved.
+ */
+function allocationHint(bytes: number | undefined): number | null {
+  if (bytes === undefined || !Number.isSafeInteger(bytes) || bytes <= 0) return null;
+  return Math.ceil(bytes / 4096) * 4096;
+}
 
 /** Attempts of open() when the name changes under it (created or removed by someone else). */
 const openAttemptsMax = 8;
@@ -443,6 +453,11 @@ export class PosixShare implements IosShare, ShareContext {
       // go too (MS-FSA 2.1.5.1.2.1; Samba's delete_all_streams on O_TRUNC does the same).
       try {
         await this.streams.removeAll(handle.fileId);
+        // The allocation asked for before goes with the data; the create's AllocationSize replaces it.
+        const allocation = allocationHint(options.allocationSize);
+        if (mode !== 'replace' && (allocation !== null || this.meta.get(handle.fileId, birthNsOf(st))?.allocation !== undefined)) {
+          await this.meta.update(handle.fileId, birthNsOf(st), { allocation });
+        }
       } catch (err) {
         await handle.close().catch(() => undefined);
         throw err;
@@ -450,7 +465,7 @@ export class PosixShare implements IosShare, ShareContext {
     }
     if (mode === 'replace') {
       // A replaced object takes the new attributes (and security descriptor when one is given).
-      const patch: MetaPatch = { attributes: this.initialAttributes(false, options.attributes) };
+      const patch: MetaPatch = { attributes: this.initialAttributes(false, options.attributes), allocation: allocationHint(options.allocationSize) };
       if (options.securityDescriptor !== undefined) patch.securityDescriptor = Buffer.from(options.securityDescriptor);
       try {
         await this.meta.update(handle.fileId, birthNsOf(st), patch);
@@ -467,6 +482,8 @@ export class PosixShare implements IosShare, ShareContext {
   private async createAt(parent: DirRef, name: string, options: OpenOptions): Promise<OpenResult | undefined> {
     const isDir = options.directory === true;
     const abs = childAbs(parent, name);
+    // Checked before anything is created (EINVAL leaves no object behind).
+    const eas = options.eas !== undefined && options.eas.length > 0 ? applyEas([], options.eas) : [];
     let fh: Fd;
     try {
       if (isDir) await mkdir(abs, 0o777);
@@ -485,6 +502,9 @@ export class PosixShare implements IosShare, ShareContext {
       const patch: MetaPatch = {};
       if (attributes !== defaultAttributes(isDir)) patch.attributes = attributes;
       if (options.securityDescriptor !== undefined) patch.securityDescriptor = Buffer.from(options.securityDescriptor);
+      const allocation = isDir ? null : allocationHint(options.allocationSize);
+      if (allocation !== null) patch.allocation = allocation;
+      if (eas.length > 0) patch.eas = eas;
       // Without a host birth time the creation time would follow mtime: pin it now.
       if (st.birthtimeNs === 0n) patch.creationTimeNs = st.mtimeNs;
       if (Object.keys(patch).length > 0) await this.meta.update(handle.fileId, birthNsOf(st), patch);

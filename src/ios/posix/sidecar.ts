@@ -1,5 +1,13 @@
-// Persisted per-object metadata that POSIX cannot hold: client-set creation time, DOS attribute bits
-// and the security descriptor. One LMDB environment per share (default <root>/.tessera/meta.lmdb).
+// Persisted per-object metadata that POSIX cannot hold: client-set creation time, DOS attribute bits,
+// the security descriptor, the allocation a client asked for, and exact client-set times. One LMDB
+// environment per share (default <root>/.tessera/meta.lmdb).
+//
+// Times: the host keeps atime and mtime (set through futimes, whose double loses precision below
+// ~0.24 us) and ctime (which no call can set). A record may hold the three Windows times exactly, as a
+// client set them (or as the driver must keep them, MS-FSA 2.1.5.15.2), together with the host ctime
+// they were recorded at: they hold while the host ctime is unchanged. Any later change of the file by
+// anyone (a write, a truncate, a chmod by another program) moves the host ctime and the host times
+// take over again, as Windows would update them too.
 //
 // Records are keyed by file id (the inode number) and guarded by the object's birth time: an inode
 // deleted behind the server's back and reused by a new object has another birth time, so the stale
@@ -11,17 +19,33 @@
 // fsync), so a change acknowledged to a client survives a crash.
 import { open, type RootDatabase } from 'lmdb';
 import { limits } from '../../base/limits.js';
-import { IosError } from '../spi.js';
+import { IosError, type EaEntry } from '../spi.js';
 import { toIosError } from './errno.js';
+
+/** Exact times (Unix ns), valid while the host ctime is `hostCtimeNs`. */
+export interface TimesOverride {
+  lastAccessNs: bigint;
+  lastWriteNs: bigint;
+  changeNs: bigint;
+  hostCtimeNs: bigint;
+}
 
 export interface MetaRecord {
   creationTimeNs?: bigint;
   /** Settable attribute bits (FILE_ATTR_SETTABLE); DIRECTORY is derived, never stored. */
   attributes?: number;
   securityDescriptor?: Buffer;
+  /** Allocation a client asked for (FileAllocationInformation), bytes; reported if above the host's. */
+  allocation?: number;
+  times?: TimesOverride;
+  /** Extended attributes (spi.ts), names upper-cased, in the order first added; absent when none. */
+  eas?: EaEntry[];
 }
 
-/** On-disk form. Version 1; bigint values as decimal strings (msgpack-neutral). */
+/**
+ * On-disk form. Version 1; bigint values as decimal strings (msgpack-neutral). Fields added later
+ * are optional (`al`, `t`, `e`): a record without them reads as before.
+ */
 interface StoredV1 {
   v: 1;
   /** Birth time (ns) of the object the record belongs to. */
@@ -29,7 +53,14 @@ interface StoredV1 {
   c?: string;
   a?: number;
   s?: Buffer;
+  al?: number;
+  /** [lastAccess, lastWrite, change, host ctime], ns as decimal strings. */
+  t?: [string, string, string, string];
+  /** Extended attributes: [name, flags, value] each. */
+  e?: [string, number, Buffer][];
 }
+
+const INT_RE = /^-?\d+$/;
 
 export type MetaPatch = { [K in keyof MetaRecord]?: MetaRecord[K] | null };
 
@@ -42,8 +73,21 @@ function decode(raw: unknown, birthNs: bigint): MetaRecord | undefined {
   const r = raw as Partial<StoredV1>;
   if (r.v !== 1 || r.b !== birthNs.toString(10)) return undefined;
   const out: MetaRecord = {};
-  if (typeof r.c === 'string' && /^-?\d+$/.test(r.c)) out.creationTimeNs = BigInt(r.c);
+  if (typeof r.c === 'string' && INT_RE.test(r.c)) out.creationTimeNs = BigInt(r.c);
   if (typeof r.a === 'number') out.attributes = r.a;
+  if (typeof r.al === 'number' && Number.isSafeInteger(r.al) && r.al >= 0) out.allocation = r.al;
+  if (Array.isArray(r.t) && r.t.length === 4 && r.t.every((x) => typeof x === 'string' && INT_RE.test(x))) {
+    const [a, w, ch, g] = r.t.map((x) => BigInt(x)) as [bigint, bigint, bigint, bigint];
+    out.times = { lastAccessNs: a, lastWriteNs: w, changeNs: ch, hostCtimeNs: g };
+  }
+  if (Array.isArray(r.e)) {
+    const eas: EaEntry[] = [];
+    for (const x of r.e as unknown[]) {
+      if (!Array.isArray(x) || typeof x[0] !== 'string' || typeof x[1] !== 'number' || !(x[2] instanceof Uint8Array)) continue;
+      eas.push({ name: x[0], flags: x[1], value: Buffer.from(x[2]) });
+    }
+    if (eas.length > 0) out.eas = eas;
+  }
   // Copy: values decoded by lmdb may share a buffer reused by the next read.
   if (r.s instanceof Uint8Array) out.securityDescriptor = Buffer.from(r.s);
   return out;
@@ -100,11 +144,20 @@ export class LmdbMetaStore implements MetaStore {
         const creation = patch.creationTimeNs === undefined ? cur.creationTimeNs : patch.creationTimeNs;
         const attributes = patch.attributes === undefined ? cur.attributes : patch.attributes;
         const sd = patch.securityDescriptor === undefined ? cur.securityDescriptor : patch.securityDescriptor;
+        const allocation = patch.allocation === undefined ? cur.allocation : patch.allocation;
+        const times = patch.times === undefined ? cur.times : patch.times;
+        const eas = patch.eas === undefined ? cur.eas : patch.eas;
         if (creation !== undefined && creation !== null) next.c = creation.toString(10);
         if (attributes !== undefined && attributes !== null) next.a = attributes;
         if (sd !== undefined && sd !== null) next.s = sd;
-        if (next.c === undefined && next.a === undefined && next.s === undefined) this.db.remove(key);
-        else this.db.put(key, next);
+        if (allocation !== undefined && allocation !== null) next.al = allocation;
+        if (times !== undefined && times !== null) {
+          next.t = [times.lastAccessNs, times.lastWriteNs, times.changeNs, times.hostCtimeNs].map((x) => x.toString(10)) as StoredV1['t'];
+        }
+        if (eas !== undefined && eas !== null && eas.length > 0) next.e = eas.map((ea) => [ea.name, ea.flags, ea.value]);
+        if (next.c === undefined && next.a === undefined && next.s === undefined && next.al === undefined && next.t === undefined && next.e === undefined) {
+          this.db.remove(key);
+        } else this.db.put(key, next);
       });
       await this.db.flushed;
     } catch (err) {

@@ -30,6 +30,7 @@ import {
   getFork,
   guarded,
   inoKey,
+  mappedKey,
   objKey,
   reapKey,
   refuse,
@@ -39,6 +40,7 @@ import {
   type GcRecord,
   type Inode,
   type MappedExtent,
+  type MappedRecord,
   type ObjectRecord,
   type ReapRecord,
   type StreamRecord,
@@ -220,6 +222,56 @@ export function remap(
     tx.del(extKey(fork, o.offset));
     bump(deltas, o.object, -1);
   }
+
+  // The fork's mapped bytes change by what the window maps now minus what it mapped before.
+  let delta = 0;
+  for (const n of merged) delta += n.length;
+  for (const o of old) delta -= o.length;
+  if (delta !== 0) adjustMapped(tx, fork, delta);
+}
+
+/** Extents a fork's map may hold for its mapped bytes to be counted when counting starts. */
+export const MAPPED_COUNT_SCAN_MAX = 4096;
+
+/**
+ * Adds `delta` to a fork's mapped bytes (the map has already changed). A fork without a record yet
+ * is counted once from its map as it now stands, if that map is small (new forks: empty); a larger
+ * one is marked unknown for good, so no later command scans it again.
+ */
+function adjustMapped(tx: ApplyTx, fork: number, delta: number): void {
+  const k = mappedKey(fork);
+  const rec = tx.get<MappedRecord>(k);
+  if (rec !== undefined) {
+    if (rec.bytes === undefined) return;
+    const bytes = rec.bytes + delta;
+    assert(bytes >= 0, `mapped bytes of fork ${fork} would be ${bytes}`);
+    tx.put(k, { bytes } satisfies MappedRecord);
+    return;
+  }
+  let bytes = 0;
+  let n = 0;
+  for (const [, e] of tx.range<Extent>(extPrefix(fork), { limit: MAPPED_COUNT_SCAN_MAX + 1 })) {
+    if (++n > MAPPED_COUNT_SCAN_MAX) {
+      tx.put(k, {} satisfies MappedRecord);
+      return;
+    }
+    bytes += e.length;
+  }
+  tx.put(k, { bytes } satisfies MappedRecord);
+}
+
+/** Bytes the extents of `fork` map, or undefined when not known (see MappedRecord). */
+export function mappedBytes(tx: ReadTx, fork: number): number | undefined {
+  const rec = tx.get<MappedRecord>(mappedKey(fork));
+  if (rec !== undefined) return rec.bytes;
+  // Never counted: no command changed the map since counting exists; a new fork's map is empty.
+  let bytes = 0;
+  let n = 0;
+  for (const [, e] of tx.range<Extent>(extPrefix(fork), { limit: MAPPED_COUNT_SCAN_MAX + 1 })) {
+    if (++n > MAPPED_COUNT_SCAN_MAX) return undefined;
+    bytes += e.length;
+  }
+  return bytes;
 }
 
 /**
@@ -231,6 +283,7 @@ export function remap(
 export function dropFork(tx: ApplyTx, fork: number, ino: number, budget: Budget, deltas: RefDeltas): boolean {
   const recs = [...tx.range<Extent>(extPrefix(fork), { limit: budget.left + 1 })];
   tx.del(forkKey(fork));
+  tx.del(mappedKey(fork));
   if (recs.length > budget.left) {
     budget.left = 0;
     tx.put(reapKey(fork), { ino, since: tx.position } satisfies ReapRecord);

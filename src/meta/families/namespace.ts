@@ -15,10 +15,13 @@ import { ok, type ApplyTx, type Command, type HandlerTable, type ReadTx } from '
 import { applyRefs, dropFork, type RefDeltas } from './extents.js';
 import {
   Budget,
+  FILE_ATTRIBUTE_ARCHIVE,
   FILE_ATTRIBUTE_DIRECTORY,
   FILE_ATTRIBUTE_TEMPORARY,
   argAttributes,
   argBool,
+  argEas,
+  mergeEas,
   argBytes,
   argId,
   argName,
@@ -210,8 +213,10 @@ export function createNamespaceHandlers(opts: NamespaceFamilyOptions = {}): Hand
     }),
 
     /**
-     * ns.create { parent, name, kind, attributes, now, sd? } -> { ino, fork }: a new file (with an
-     * empty unnamed data fork) or directory (fork 0) named `name` in directory `parent`.
+     * ns.create { parent, name, kind, attributes, now, sd?, allocation?, eas? } -> { ino, fork }: a new
+     * file (with an empty unnamed data fork) or directory (fork 0) named `name` in directory `parent`.
+     * `allocation` (files): the allocation the create asked for (CREATE AllocationSize), in bytes.
+     * `eas`: extended attributes as ns.seteas applies them.
      */
     'ns.create': guarded((tx, cmd) => {
       const name = argName(cmd, 'name');
@@ -222,6 +227,8 @@ export function createNamespaceHandlers(opts: NamespaceFamilyOptions = {}): Hand
       const attributes = checkAttributes(cmd, kind, given);
       const now = argTime(cmd, 'now')!;
       const sd = argSd(cmd, 'sd');
+      const allocation = cmd.allocation === undefined || kind === 'dir' ? undefined : argBytes(cmd, 'allocation');
+      const eas = argEas(cmd, 'eas');
       const dir = needDir(tx, cmd, 'parent');
       if (tx.get<Dirent>(direntKey(dir.ino, name)) !== undefined) refuse('exists', `${cmd.t}: ${name} exists`);
 
@@ -246,6 +253,11 @@ export function createNamespaceHandlers(opts: NamespaceFamilyOptions = {}): Hand
         fork,
       };
       if (sd !== undefined) node.sd = sd;
+      if (allocation !== undefined && allocation > 0) node.allocation = allocation;
+      if (eas !== undefined) {
+        const merged = mergeEas(cmd, undefined, eas);
+        if (merged !== undefined) node.eas = merged;
+      }
       tx.put(inoKey(ino), node);
       tx.put(direntKey(dir.ino, name), { name, ino, kind } satisfies Dirent);
       touchDir(tx, dir.ino, now);
@@ -253,9 +265,12 @@ export function createNamespaceHandlers(opts: NamespaceFamilyOptions = {}): Hand
     }),
 
     /**
-     * ns.setattr { ino, attributes?, creation?, lastAccess?, lastWrite?, change?, allocation?, now }:
-     * sets the given fields (the FILE_BASIC_INFORMATION 0/-1 conventions are the server's business:
-     * a field given here is set). ChangeTime becomes `change` if given, else `now`.
+     * ns.setattr { ino, attributes?, archive?, creation?, lastAccess?, lastWrite?, change?,
+     * keepChange?, allocation?, now }: sets the given fields (the FILE_BASIC_INFORMATION 0/-1/-2
+     * conventions are the server's and driver's business: a field given here is set). `archive: true`
+     * adds FILE_ATTRIBUTE_ARCHIVE to a file (MS-FSA 2.1.4.17, a file written to). ChangeTime becomes
+     * `change` if given, else stays with `keepChange: true` (the open stopped its updates), else `now`.
+     * `allocation: 0` forgets a set allocation.
      */
     'ns.setattr': guarded((tx, cmd) => {
       const node = needInode(tx, cmd, 'ino');
@@ -265,14 +280,42 @@ export function createNamespaceHandlers(opts: NamespaceFamilyOptions = {}): Hand
       const lastWrite = argTime(cmd, 'lastWrite', true);
       const change = argTime(cmd, 'change', true);
       const allocation = cmd.allocation === undefined ? undefined : argBytes(cmd, 'allocation');
+      const archive = cmd.archive === undefined ? false : argBool(cmd, 'archive');
+      const keepChange = cmd.keepChange === undefined ? false : argBool(cmd, 'keepChange');
       const now = argTime(cmd, 'now')!;
       const next: Inode = { ...node };
       if (attributes !== undefined) next.attributes = checkAttributes(cmd, node.kind, attributes);
+      if (archive && node.kind === 'file') next.attributes = (next.attributes | FILE_ATTRIBUTE_ARCHIVE) >>> 0;
       if (creation !== undefined) next.creation = creation;
       if (lastAccess !== undefined) next.lastAccess = lastAccess;
       if (lastWrite !== undefined) next.lastWrite = lastWrite;
-      if (allocation !== undefined) next.allocation = allocation;
-      next.change = change ?? now;
+      if (allocation !== undefined) {
+        if (allocation === 0) delete next.allocation;
+        else next.allocation = allocation;
+      }
+      if (change !== undefined) next.change = change;
+      else if (!keepChange) next.change = now;
+      tx.put(inoKey(node.ino), next);
+      return ok();
+    }),
+
+    /**
+     * ns.seteas { ino, eas, now, keepChange? }: applies EA changes in order (MS-FSA 2.1.5.15.5): each
+     * replaces the EA of its name (case-insensitive; names are stored upper-cased) or is appended; an
+     * empty value removes it. More than 64 KiB - 5 packed bytes: 'invalid', nothing changes.
+     * ChangeTime = now unless keepChange.
+     */
+    'ns.seteas': guarded((tx, cmd) => {
+      const node = needInode(tx, cmd, 'ino');
+      const eas = argEas(cmd, 'eas');
+      if (eas === undefined) refuse('invalid', `${cmd.t}: eas is required`);
+      const now = argTime(cmd, 'now')!;
+      const keepChange = cmd.keepChange === undefined ? false : argBool(cmd, 'keepChange');
+      const next: Inode = { ...node };
+      const merged = mergeEas(cmd, node.eas, eas);
+      if (merged === undefined) delete next.eas;
+      else next.eas = merged;
+      if (!keepChange) next.change = now;
       tx.put(inoKey(node.ino), next);
       return ok();
     }),

@@ -13,6 +13,7 @@
 //   ('gc', objectKey)                -> GcRecord         unreferenced objects, for the collector
 //   ('gcx', objectKey)               -> GcRecord         claimed by the collector: being deleted (gc.claim)
 //   ('reap', fork)                   -> ReapRecord       unlinked forks whose map is still to be freed
+//   ('mapped', fork)                 -> MappedRecord     bytes the fork's extents map (its allocation)
 //   ('ctr', 'ino' | 'fork')          -> Counter          last id handed out
 import { limits } from '../../base/limits.js';
 import { key } from '../keys.js';
@@ -24,6 +25,7 @@ export type Filetime = bigint;
 export type NodeKind = 'file' | 'dir';
 
 /** MS-FSCC 2.6 file attributes this layer looks at. */
+export const FILE_ATTRIBUTE_ARCHIVE = 0x20;
 export const FILE_ATTRIBUTE_DIRECTORY = 0x10;
 export const FILE_ATTRIBUTE_TEMPORARY = 0x100;
 
@@ -50,6 +52,69 @@ export interface Inode {
   parent: number;
   /** Data fork of the unnamed stream; 0 for directories (they have no unnamed data stream). */
   fork: number;
+  /** Extended attributes (MS-FSCC 2.4.15), names upper-cased, in the order first added; absent when none. */
+  eas?: StoredEa[];
+}
+
+/** One extended attribute of an inode. */
+export interface StoredEa {
+  name: string;
+  /** 0 or 0x80 (FILE_NEED_EA). */
+  flags: number;
+  /** Non-empty. */
+  value: Uint8Array;
+}
+
+/** MS-FSA 2.1.5.15.5: packed EA bytes per inode (4 + name + 1 + value per EA) at most 64 KiB - 5. */
+export const EA_PACKED_BYTES_MAX = 65536 - 5;
+
+export function eaPackedBytes(eas: readonly StoredEa[] | undefined): number {
+  let n = 0;
+  for (const ea of eas ?? []) n += 4 + ea.name.length + 1 + ea.value.length;
+  return n;
+}
+
+const EA_NAME_BAD = /[^\u0020-\u00ff]/;
+
+/**
+ * EA changes of a command (`field`: [{ name, flags, value }]): names of 1..255 characters in
+ * U+0020..U+00FF (the server checks the finer MS-FSCC rules), flags 0 or 0x80, values of at most
+ * 65535 bytes (empty: remove). At most 4096 changes.
+ */
+export function argEas(cmd: Command, field: string): StoredEa[] | undefined {
+  const v = cmd[field];
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v) || v.length > 4096) refuse('invalid', `${cmd.t}: ${field} must be an array of at most 4096 EAs`);
+  return v.map((x: unknown, i) => {
+    const e = x as Partial<StoredEa> | null;
+    if (typeof e !== 'object' || e === null) refuse('invalid', `${cmd.t}: ${field}[${i}] is not an object`);
+    const { name, flags, value } = e;
+    if (typeof name !== 'string' || name.length === 0 || name.length > 255 || EA_NAME_BAD.test(name)) refuse('invalid', `${cmd.t}: ${field}[${i}].name is not an EA name`);
+    if (flags !== 0 && flags !== 0x80) refuse('invalid', `${cmd.t}: ${field}[${i}].flags must be 0 or 0x80`);
+    if (!(value instanceof Uint8Array) || value.length > 0xffff) refuse('invalid', `${cmd.t}: ${field}[${i}].value must be at most 65535 bytes`);
+    return { name, flags, value };
+  });
+}
+
+/**
+ * The EA list after `changes` (deterministic): names upper-cased in ASCII, a change replaces the EA
+ * of its name in place or is appended, an empty value removes it. Over EA_PACKED_BYTES_MAX: 'invalid'.
+ */
+export function mergeEas(cmd: Command, current: readonly StoredEa[] | undefined, changes: readonly StoredEa[]): StoredEa[] | undefined {
+  const next = (current ?? []).slice();
+  for (const c of changes) {
+    const name = c.name.replace(/[a-z]+/g, (m) => m.toUpperCase());
+    const i = next.findIndex((ea) => ea.name === name);
+    if (c.value.length === 0) {
+      if (i >= 0) next.splice(i, 1);
+      continue;
+    }
+    const ea: StoredEa = { name, flags: c.flags, value: c.value };
+    if (i >= 0) next[i] = ea;
+    else next.push(ea);
+  }
+  if (eaPackedBytes(next) > EA_PACKED_BYTES_MAX) refuse('invalid', `${cmd.t}: EAs of more than ${EA_PACKED_BYTES_MAX} packed bytes`);
+  return next.length === 0 ? undefined : next;
 }
 
 export interface Dirent {
@@ -112,6 +177,15 @@ export interface Counter {
   last: number;
 }
 
+/**
+ * Bytes a fork's extents map (the sum of their lengths), kept by every command that changes the map
+ * (extents.ts remap). `bytes` is absent when it is not known: a fork whose map already held more than
+ * MAPPED_COUNT_SCAN_MAX extents when counting started (maps written before the count existed).
+ */
+export interface MappedRecord {
+  bytes?: number;
+}
+
 // ---- keys ----
 
 /**
@@ -139,6 +213,7 @@ export const gcKey = (object: string): Buffer => key('gc', object);
 /** An object the collector claimed for deletion (collector.ts family): never referenced again. */
 export const gcClaimKey = (object: string): Buffer => key('gcx', object);
 export const reapKey = (fork: number): Buffer => key('reap', fork);
+export const mappedKey = (fork: number): Buffer => key('mapped', fork);
 
 /** Hands out the next id of a counter (1, 2, ...). Deterministic: the counter is state. */
 export function nextId(tx: { get: ReadTx['get']; put(k: Uint8Array, v: object): void }, which: 'ino' | 'fork'): number {

@@ -73,6 +73,8 @@ const LEASE_ATTR_ONLY = FILE_READ_ATTRIBUTES | FILE_WRITE_ATTRIBUTES | READ_CONT
 const OPLOCK_ATTR_ONLY = FILE_READ_ATTRIBUTES | FILE_WRITE_ATTRIBUTES | SYNCHRONIZE;
 
 const LOCK_SEQUENCE_ENTRIES = 64; // MS-SMB2 3.3.1.10 LockSequenceArray
+/** A CreateGuid of zeros, as the server's hex form of the 16 bytes. */
+const ZERO_GUID = '00000000000000000000000000000000';
 const U64_MAX = (1n << 64n) - 1n;
 const SAFE_MAX = BigInt(Number.MAX_SAFE_INTEGER);
 
@@ -674,11 +676,13 @@ function breakLease(w: Work, l: Lease, group: Open[], rule: BreakRule): void {
       w.waitFor.push({ kind: 'lease', clientGuid: l.clientGuid, leaseKey: l.leaseKey });
       return;
     }
-    // No connection: durable opens that lose handle caching are closed, the lease drops at once.
+    // No connection can receive the break (MS-SMB2 3.3.4.7): the disconnected durable opens of the
+    // lease are closed, and the lease goes with its last open (Windows then grants the opener as if
+    // they had never been there).
     if (l.version === 2) l.epoch += 1;
     l.state = target;
     w.touchLease(l);
-    if (!(target & LEASE_H)) for (const o of group) if (o.durable !== 'none') closeOpen(w, o);
+    for (const o of group) if (o.durable !== 'none' || o.resilient) closeOpen(w, o);
     return;
   }
   const from = l.state;
@@ -989,6 +993,13 @@ function createOpen(tx: ApplyTx, cmd: Command): CommandResult {
   // MS-FSA 2.1.4.12 case OPEN: other holders lose write caching (or everything when overwriting).
   const openRule: BreakRule = { ...(a.overwrite ? BREAK_TO_NONE : BREAK_TO_TWO), openAccess: a.desiredAccess };
   breakHolders(w, a.file, a.stream, 0, actorLease, openRule);
+  if (w.waitFor.length > 0) {
+    // The open waits for these breaks (MS-FSA 2.1.4.12) and is then granted by what the holders kept:
+    // a holder may acknowledge to less, or go away (a disconnected durable open is closed), so the
+    // grant is decided by the same command proposed again once the breaks are done.
+    w.flush();
+    return ok({ status: 'break-required', breaks: w.breaks, waitFor: w.waitFor, closed: w.closed });
+  }
 
   // Grant.
   const others = surveyOthers(w, a.file, a.stream, actorLease);
@@ -1142,9 +1153,40 @@ function disconnectCmd(tx: ApplyTx, cmd: Command): CommandResult {
     w.flush();
     return ok({ closed: true, deleteOnClose: o.deleteOnClose, lastOpen: lastOpenOf(tx, o.file) });
   }
+  if (o.durable !== 'persistent' && !o.resilient && breakLostWithConnection(w, o)) {
+    // MS-SMB2 3.3.4.6 / 3.3.4.7: a durable open that cannot keep its handle caching once its pending
+    // break completes (no connection is left to acknowledge it) is closed, not kept.
+    dropOpen(w, o);
+    w.flush();
+    return ok({ closed: true, deleteOnClose: o.deleteOnClose, lastOpen: lastOpenOf(tx, o.file) });
+  }
   disconnectOpen(w, o);
   w.flush();
   return ok({ closed: false, expiresAt: o.expiresAt });
+}
+
+/**
+ * A break in flight on an open that is losing its connection completes now, to its target, when no
+ * other connected open can acknowledge it. True if the open is then left without handle caching
+ * (a batch oplock broken, or a lease without H), so a durable open cannot be kept.
+ */
+function breakLostWithConnection(w: Work, o: Open): boolean {
+  if (o.oplockBreaking !== undefined) {
+    o.oplock = o.oplockBreaking.next ?? o.oplockBreaking.to;
+    o.oplockBreaking = undefined;
+    w.touchOpen(o);
+    return true;
+  }
+  const l = w.leaseOf(o);
+  if (l === undefined || l.breaking === undefined) return false;
+  const others = w.opensOf(l.file).some((x) => x.openId !== o.openId && x.leaseKey === l.leaseKey && x.clientGuid === l.clientGuid && x.state === 'active');
+  if (others) return false;
+  // Nobody is left to acknowledge: the break completes, and (as a break that finds no connection
+  // does, MS-SMB2 3.3.4.7) the durable open is not kept.
+  l.state = l.breaking.next ?? l.breaking.to;
+  l.breaking = undefined;
+  w.touchLease(l);
+  return true;
 }
 
 /** MS-SMB2 3.3.5.9.7 (DHnC) and 3.3.5.9.12 (DH2C). */
@@ -1174,7 +1216,9 @@ function reconnectCmd(tx: ApplyTx, cmd: Command): CommandResult {
   const nf: (why: string) => never = (why) => refuse('not-found', `${cmd.t}: ${why} (STATUS_OBJECT_NAME_NOT_FOUND)`);
   if (o === undefined) nf('no such durable open');
   if (o.leaseKey !== undefined && o.clientGuid !== clientGuid) nf('lease held by another client');
-  if (v2 && o.createGuid !== createGuid) nf('CreateGuid differs');
+  // A DH2C names the open's CreateGuid; a v1 open has none, which a DH2C names with a zero GUID
+  // (as Windows matches: smbtorture durable-open.reopen2-lease vs durable-v2-open.reopen2c).
+  if (v2 && (o.createGuid ?? ZERO_GUID) !== createGuid) nf('CreateGuid differs');
   if (o.durable === 'none' && !o.resilient) nf('open is not durable');
   if (!ownerGone(tx, o)) nf('open is still connected');
   if (o.leaseKey === undefined && lease !== undefined) nf('open has no lease');
@@ -1443,18 +1487,32 @@ function lockApplyCmd(tx: ApplyTx, cmd: Command): CommandResult {
     const stored = o.lockSequence[slot];
     if (stored !== null && stored !== undefined) {
       if (stored === seq!.seq) return ok({ replay: true, breaks: [], waitFor: [] });
-      o.lockSequence[slot] = null; // a different sequence: reset the entry and process the request
+      // A different sequence: reset the entry and process the request. (A request that is then
+      // refused rolls the reset back with the rest of its transaction; it matters only to a client
+      // that resends an older sequence number after a newer one failed.)
+      o.lockSequence[slot] = null;
       w.touchOpen(o);
     }
   }
 
+  // MS-SMB2 3.3.5.14: the first element decides whether the request locks or unlocks.
   const unlocking = elements[0]!.unlock;
-  if (elements.some((e) => e.unlock !== unlocking)) {
-    refuse('invalid', `${cmd.t}: a request either locks or unlocks (STATUS_INVALID_PARAMETER)`);
+  if (!unlocking && elements.some((e) => e.unlock)) {
+    // MS-SMB2 3.3.5.14.2: an unlock inside a lock request is STATUS_INVALID_PARAMETER; Windows takes
+    // none of the request's locks then (smbtorture smb2.lock.multiple-unlock), so nothing is kept.
+    refuse('invalid', `${cmd.t}: an unlock element in a lock request (STATUS_INVALID_PARAMETER)`);
   }
   if (unlocking) {
     let done = 0;
     for (const e of elements) {
+      if (!e.unlock) {
+        // MS-SMB2 3.3.5.14.1: an element that is not an unlock stops the request with
+        // STATUS_INVALID_PARAMETER; the unlocks already done are not rolled back.
+        if (done === 0) refuse('invalid', `${cmd.t}: a lock element in an unlock request (STATUS_INVALID_PARAMETER)`);
+        w.touchOpen(o);
+        w.flush();
+        return ok({ replay: false, unlocked: done, failed: { index: done, code: 'invalid' }, breaks: [], waitFor: [] });
+      }
       // MS-FSA 2.1.5.9: the exact range held by this open; an exclusive lock goes before a shared one.
       let found: Buffer | undefined;
       let foundExclusive = false;

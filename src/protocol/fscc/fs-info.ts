@@ -70,6 +70,22 @@ export const DeviceCharacteristics = {
   FILE_PORTABLE_DEVICE: 0x0004_0000,
 } as const;
 
+/** FileSystemControlFlags of FileFsControlInformation (MS-FSCC 2.5.2). */
+export const FileSystemControlFlags = {
+  FILE_VC_QUOTA_TRACK: 0x0000_0001,
+  FILE_VC_QUOTA_ENFORCE: 0x0000_0002,
+  FILE_VC_CONTENT_INDEX_DISABLED: 0x0000_0008,
+  FILE_VC_LOG_QUOTA_THRESHOLD: 0x0000_0010,
+  FILE_VC_LOG_QUOTA_LIMIT: 0x0000_0020,
+  FILE_VC_LOG_VOLUME_THRESHOLD: 0x0000_0040,
+  FILE_VC_LOG_VOLUME_LIMIT: 0x0000_0080,
+  FILE_VC_QUOTAS_INCOMPLETE: 0x0000_0100,
+  FILE_VC_QUOTAS_REBUILDING: 0x0000_0200,
+} as const;
+
+/** DefaultQuotaThreshold / DefaultQuotaLimit value meaning "none set" (MS-FSCC 2.5.2). */
+export const QUOTA_NONE = 0xffff_ffff_ffff_ffffn;
+
 /** FileFsSectorSizeInformation Flags (MS-FSCC 2.5.7). */
 export const SectorSizeFlags = {
   SSINFO_FLAGS_ALIGNED_DEVICE: 0x0000_0001,
@@ -203,8 +219,10 @@ const FS_QUERY_RULES: ReadonlyMap<number, { min: number; partial: boolean }> = n
   [FsInfoClass.FileFsVolumeInformation, { min: 24, partial: true }],
   [FsInfoClass.FileFsSizeInformation, { min: 24, partial: false }],
   [FsInfoClass.FileFsDeviceInformation, { min: 8, partial: false }],
-  // BlockAlign(FieldOffset(FILE_FS_ATTRIBUTE_INFORMATION.FileSystemName), 4) = 12 (MS-FSA 2.1.5.13.5).
-  [FsInfoClass.FileFsAttributeInformation, { min: 12, partial: true }],
+  // MS-FSA 2.1.5.13.5 names BlockAlign(FieldOffset(FileSystemName), 4) = 12, but Windows answers
+  // STATUS_INFO_LENGTH_MISMATCH below sizeof(FILE_FS_ATTRIBUTE_INFORMATION) = 16 (12 + one WCHAR,
+  // aligned to 4), as smbtorture's smb2.getinfo.qfs_buffercheck (written against Windows) checks.
+  [FsInfoClass.FileFsAttributeInformation, { min: 16, partial: true }],
   [FsInfoClass.FileFsControlInformation, { min: 48, partial: false }],
   [FsInfoClass.FileFsFullSizeInformation, { min: 32, partial: false }],
   [FsInfoClass.FileFsObjectIdInformation, { min: 64, partial: false }],

@@ -7,6 +7,7 @@ import { decodeValidateNegotiateInfoRequest, encodeValidateNegotiateInfoResponse
 import { Dialect } from '../../protocol/negotiate.js';
 import type { Reply, RequestContext } from '../context.js';
 import { maxTransact } from '../files.js';
+import { queryNetworkInterfaces } from './ioctl-network.js';
 
 const VALIDATE_NEGOTIATE_RESPONSE_SIZE = 24;
 
@@ -24,6 +25,8 @@ export async function handleIoctl(ctx: RequestContext): Promise<Reply> {
       return pipeTransceive(ctx, req);
     case FsctlCode.CREATE_OR_GET_OBJECT_ID:
       return objectId(ctx, req);
+    case FsctlCode.QUERY_NETWORK_INTERFACE_INFO:
+      return queryNetworkInterfaces(ctx, req);
     case FsctlCode.DFS_GET_REFERRALS:
     case FsctlCode.DFS_GET_REFERRALS_EX:
       // MS-SMB2 3.3.5.15.2: a server without DFS answers STATUS_FS_DRIVER_REQUIRED.

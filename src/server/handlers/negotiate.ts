@@ -151,10 +151,16 @@ export function handleNegotiate(ctx: RequestContext): Reply {
 
   let capabilities = 0;
   if (dialect >= Dialect.SMB210) capabilities |= GlobalCap.LARGE_MTU;
+  // Leases (MS-SMB2 3.3.5.9.8, 3.3.5.9.11) are granted and broken through the replicated open table.
+  if (dialect >= Dialect.SMB210) capabilities |= GlobalCap.LEASING;
   if (dialect === Dialect.SMB300 || dialect === Dialect.SMB302) {
     if (cipherId !== 0) capabilities |= GlobalCap.ENCRYPTION;
   }
-  // Not advertised until honoured: DFS, LEASING, MULTI_CHANNEL, PERSISTENT_HANDLES, DIRECTORY_LEASING.
+  // MS-SMB2 3.3.5.4: a 3.x connection may bind sessions of other connections (IsMultiChannelCapable;
+  // session binding in session-setup.ts, channels in channels.ts).
+  if (dialect >= Dialect.SMB300 && server.options.multiChannel !== false) capabilities |= GlobalCap.MULTI_CHANNEL;
+  // Not advertised until honoured: DFS, PERSISTENT_HANDLES, DIRECTORY_LEASING (a directory lease
+  // must break when the directory's entries change; those breaks are not built).
 
   const sizes = ioSizeFor(dialect);
   const body = negotiateResponse({

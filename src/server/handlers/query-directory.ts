@@ -5,6 +5,9 @@ import { decodeQueryDirectoryRequest, QueryDirectoryFlags, queryDirectoryRespons
 import { AccessMask } from '../../protocol/create.js';
 import { DirEntryWriter, isDirInfoClassSupported, type DirEntry as WireDirEntry } from '../../protocol/fscc/dir-info.js';
 import { matchPattern } from '../../protocol/fscc/wildcard.js';
+import { dirShortNameOf } from '../../protocol/fscc/short-name.js';
+import { eaSizeOf } from '../../protocol/fscc/ea.js';
+import { FileInfoClass } from '../../protocol/fscc/file-info.js';
 import { IosError, type FileInfo } from '../../ios/spi.js';
 import { limits } from '../../base/limits.js';
 import type { Reply, RequestContext } from '../context.js';
@@ -14,15 +17,22 @@ import type { DirectoryScan, Open } from '../state.js';
 const WILDCARDS = /[*?<>"]/;
 const LIST_PAGE = 512;
 
-function toWire(name: string, info: FileInfo): WireDirEntry {
-  return {
+/** Classes with a ShortName field (MS-FSCC 2.4.8, 2.4.17). */
+const WITH_SHORT_NAME: ReadonlySet<number> = new Set([FileInfoClass.FileBothDirectoryInformation, FileInfoClass.FileIdBothDirectoryInformation]);
+
+function toWire(name: string, info: FileInfo, infoClass: number): WireDirEntry {
+  const entry: WireDirEntry = {
     FileName: name,
     ...wireTimes(info),
     EndOfFile: BigInt(info.size),
     AllocationSize: BigInt(info.allocationSize),
     FileAttributes: wireAttributes(info),
     FileId: info.fileId,
+    EaSize: eaSizeOf(info.eaBytes ?? 0),
   };
+  // The 8.3 alias FileAlternateNameInformation reports too (fscc/short-name.ts); none for 8.3 names.
+  if (WITH_SHORT_NAME.has(infoClass)) entry.ShortName = dirShortNameOf(name);
+  return entry;
 }
 
 async function startScan(open: Open, pattern: string): Promise<DirectoryScan> {
@@ -95,7 +105,7 @@ export async function handleQueryDirectory(ctx: RequestContext): Promise<Reply> 
     if (scan.pending.length === 0) await refill(open, scan);
     const next = scan.pending[0];
     if (!next) break;
-    if (!writer.tryAdd(toWire(next.name, next.info))) break;
+    if (!writer.tryAdd(toWire(next.name, next.info, req.FileInformationClass))) break;
     scan.pending.shift();
     if (single || writer.count >= limits.directoryEntriesPerReplyMax) break;
   }

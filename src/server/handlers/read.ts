@@ -6,6 +6,7 @@ import { AccessMask } from '../../protocol/create.js';
 import type { Reply, RequestContext } from '../context.js';
 import { Dialect } from '../../protocol/negotiate.js';
 import { limits } from '../../base/limits.js';
+import { ioGate } from '../opens.js';
 
 const OFFSET_MAX = BigInt(Number.MAX_SAFE_INTEGER);
 const INT64_MAX = (1n << 63n) - 1n;
@@ -32,6 +33,8 @@ export async function handleRead(ctx: RequestContext): Promise<Reply> {
   if (req.Length === 0 && req.MinimumCount === 0) return { status: NtStatus.SUCCESS, body: readResponse({ Data: EMPTY, DataRemaining: 0 }) };
   if (req.Offset + BigInt(req.Length) > OFFSET_MAX) return { status: NtStatus.END_OF_FILE };
 
+  const gate = await ioGate(ctx.conn.server, open, req.Offset, req.Length, false, ctx.signal);
+  if (gate !== undefined) return { status: gate };
   // The data is read into a pooled buffer that goes back to the pool once the socket has it.
   const pool = ctx.conn.bufferPool;
   const into = pool.acquire(req.Length);

@@ -19,6 +19,7 @@ import {
   fileInfoSetMinBytes,
 } from '../../protocol/fscc/file-info.js';
 import { mergeSecurityDescriptor, parseSecurityDescriptor } from '../../protocol/security-descriptor.js';
+import { checkEaList, EA_LIST_BYTES_MAX, packedEaBytes } from '../../protocol/fscc/ea.js';
 import { filetimeToUnixNs } from '../../base/clock.js';
 import { limits } from '../../base/limits.js';
 import { FILE_ATTR_SETTABLE, FileAttr, IosError, type SetInfo } from '../../ios/spi.js';
@@ -63,7 +64,38 @@ function need(open: Open, bits: number): boolean {
   return (open.grantedAccess & bits) !== 0;
 }
 
+/**
+ * FileFullEaInformation (MS-SMB2 3.3.5.21.1, MS-FSA 2.1.5.15.5): each EA of the list replaces the
+ * one of its name, an empty value removes it; the whole list is checked before anything changes.
+ */
+async function setEas(ctx: RequestContext, open: Open, buf: Buffer): Promise<Reply> {
+  const handle = open.handle!;
+  if (handle.getEas === undefined || handle.setEas === undefined) return { status: NtStatus.EAS_NOT_SUPPORTED };
+  if (!need(open, AccessMask.FILE_WRITE_EA)) return { status: NtStatus.ACCESS_DENIED };
+  const checked = checkEaList(buf);
+  if (!checked.ok) return { status: checked.status };
+  const list = checked.eas;
+  // MS-FSA 2.1.5.15.5: more than 64 KiB - 5 packed bytes afterwards is STATUS_EA_TOO_LARGE, nothing changed.
+  const after = new Map((await handle.getEas()).map((ea) => [ea.name.toUpperCase(), packedEaBytes({ EaName: ea.name, EaValue: ea.value })]));
+  for (const ea of list) {
+    if (ea.EaValue.length === 0) after.delete(ea.EaName.toUpperCase());
+    else after.set(ea.EaName.toUpperCase(), packedEaBytes(ea));
+  }
+  let total = 0;
+  for (const n of after.values()) total += n;
+  if (total > EA_LIST_BYTES_MAX) return { status: NtStatus.EA_TOO_LARGE };
+  try {
+    await handle.setEas(list.map((ea) => ({ name: ea.EaName, flags: ea.Flags, value: ea.EaValue })));
+  } catch (err) {
+    if (err instanceof IosError && err.code === 'EINVAL') return { status: NtStatus.EA_TOO_LARGE };
+    throw err;
+  }
+  ctx.conn.server.notify.emit(open.tree.share, open.path, FileAction.FILE_ACTION_MODIFIED, open.kind === 'directory' ? 'directory' : 'file', CompletionFilter.FILE_NOTIFY_CHANGE_EA);
+  return ok;
+}
+
 async function setFile(ctx: RequestContext, open: Open, cls: number, buf: Buffer): Promise<Reply> {
+  if (cls === FileInfoClass.FileFullEaInformation) return setEas(ctx, open, buf);
   const min = fileInfoSetMinBytes(cls);
   if (min === undefined) return { status: cls === 0 || cls > 0x4f ? NtStatus.INVALID_INFO_CLASS : NtStatus.NOT_SUPPORTED };
   if (buf.length < min) return { status: NtStatus.INFO_LENGTH_MISMATCH };
@@ -78,13 +110,30 @@ async function setFile(ctx: RequestContext, open: Open, cls: number, buf: Buffer
       for (const t of [v.CreationTime, v.LastAccessTime, v.LastWriteTime, v.ChangeTime]) {
         if (t < -2n) return { status: NtStatus.INVALID_PARAMETER };
       }
+      // MS-FSA 2.1.5.15.2 / MS-FSCC 2.4.7: 0 leaves a time alone; -1 stops this open's automatic
+      // updates of it (Open.UserSet*Time) and -2 restarts them; a value sets it (and stops them: the
+      // driver's business, spi.ts "Times"). Creation time is never updated automatically.
       const change: SetInfo = {};
-      // 0 = leave unchanged; -1/-2 suspend/resume automatic updates (nothing to store).
-      if (v.CreationTime > 0n) change.creationTimeNs = filetimeToUnixNs(v.CreationTime);
-      if (v.LastAccessTime > 0n) change.lastAccessTimeNs = filetimeToUnixNs(v.LastAccessTime);
-      if (v.LastWriteTime > 0n) change.lastWriteTimeNs = filetimeToUnixNs(v.LastWriteTime);
-      if (v.ChangeTime > 0n) change.changeTimeNs = filetimeToUnixNs(v.ChangeTime);
-      if (v.FileAttributes !== 0) change.attributes = v.FileAttributes & FILE_ATTR_SETTABLE;
+      const suspend: NonNullable<SetInfo['suspend']> = {};
+      const mode = (t: bigint): 'keep' | 'suspend' | 'resume' | 'set' => (t === 0n ? 'keep' : t === -1n ? 'suspend' : t === -2n ? 'resume' : 'set');
+      if (mode(v.CreationTime) === 'set') change.creationTimeNs = filetimeToUnixNs(v.CreationTime);
+      const timed = [
+        [v.LastAccessTime, 'lastAccessTimeNs', 'lastAccess'],
+        [v.LastWriteTime, 'lastWriteTimeNs', 'lastWrite'],
+        [v.ChangeTime, 'changeTimeNs', 'change'],
+      ] as const;
+      for (const [t, field, which] of timed) {
+        const m = mode(t);
+        if (m === 'set') change[field] = filetimeToUnixNs(t);
+        else if (m !== 'keep') suspend[which] = m === 'suspend';
+      }
+      if (Object.keys(suspend).length > 0) change.suspend = suspend;
+      if (v.FileAttributes !== 0) {
+        // MS-FSA 2.1.5.15.2: the root directory's HIDDEN and SYSTEM bits cannot be changed.
+        const settable = open.path === '' ? FILE_ATTR_SETTABLE & ~(FileAttr.HIDDEN | FileAttr.SYSTEM) : FILE_ATTR_SETTABLE;
+        const current = settable === FILE_ATTR_SETTABLE ? 0 : (await handle.info()).attributes & (FileAttr.HIDDEN | FileAttr.SYSTEM);
+        change.attributes = (v.FileAttributes & settable) | current;
+      }
       await handle.setInfo(change);
       const bits =
         (change.attributes !== undefined ? CompletionFilter.FILE_NOTIFY_CHANGE_ATTRIBUTES : 0) |
@@ -183,14 +232,17 @@ async function setFile(ctx: RequestContext, open: Open, cls: number, buf: Buffer
       if (!need(open, AccessMask.FILE_WRITE_DATA)) return { status: NtStatus.ACCESS_DENIED };
       if (cls === FileInfoClass.FileEndOfFileInformation) {
         const v = decodeFileEndOfFileInformation(buf);
-        if (v.EndOfFile > OFFSET_MAX) return { status: NtStatus.INVALID_PARAMETER };
+        if (v.EndOfFile < 0n || v.EndOfFile > OFFSET_MAX) return { status: NtStatus.INVALID_PARAMETER };
         await handle.truncate(Number(v.EndOfFile));
       } else {
-        // MS-FSA 2.1.5.15.1: shrinking the allocation below EOF cuts the file; growing it is a hint.
+        // MS-FSA 2.1.5.15.1: an allocation below the end of file cuts the file there; the stream's
+        // AllocationSize becomes the request rounded up to the cluster (the driver keeps and reports it).
         const v = decodeFileAllocationInformation(buf);
-        if (v.AllocationSize > OFFSET_MAX) return { status: NtStatus.INVALID_PARAMETER };
+        if (v.AllocationSize < 0n || v.AllocationSize > OFFSET_MAX) return { status: NtStatus.INVALID_PARAMETER };
+        const allocationSize = Number(v.AllocationSize);
         const info = await handle.info();
-        if (Number(v.AllocationSize) < info.size) await handle.truncate(Number(v.AllocationSize));
+        if (allocationSize < info.size) await handle.truncate(allocationSize);
+        await handle.setInfo({ allocationSize });
       }
       ctx.conn.server.notify.emit(open.tree.share, open.path, FileAction.FILE_ACTION_MODIFIED, 'file', CompletionFilter.FILE_NOTIFY_CHANGE_SIZE);
       return ok;

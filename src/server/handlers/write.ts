@@ -7,6 +7,7 @@ import type { Reply, RequestContext } from '../context.js';
 import { CompletionFilter, FileAction } from '../../protocol/change-notify.js';
 import { Dialect } from '../../protocol/negotiate.js';
 import { limits } from '../../base/limits.js';
+import { ioGate } from '../opens.js';
 
 const INT64_MAX = (1n << 63n) - 1n;
 /** NTFS's largest file (MS-FSA: 0xfffffff0000 bytes, 16 TiB - 64 KiB). */
@@ -39,6 +40,8 @@ export async function handleWrite(ctx: RequestContext): Promise<Reply> {
   // A non-sparse file cannot grow beyond the volume: NTFS answers DISK_FULL, and so do we.
   const fs = await ctx.conn.server.volumeInfo(open.tree.share);
   if (end > BigInt(fs.totalBytes)) return { status: NtStatus.DISK_FULL };
+  const gate = await ioGate(ctx.conn.server, open, req.Offset, req.Data.length, true, ctx.signal);
+  if (gate !== undefined) return { status: gate };
   const offset = Number(req.Offset);
   if (!(open.grantedAccess & AccessMask.FILE_WRITE_DATA)) {
     // Append-only opens may only write at the end (MS-FSA 2.1.5.3).

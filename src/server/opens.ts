@@ -1,0 +1,171 @@
+// Ending a disk open: CLOSE, TREE_DISCONNECT, LOGOFF, a lost connection, or the open table closing it
+// on its own. The table record goes first (it decides whether this was the file's last open and
+// whether a durable open outlives its connection), then the driver handle, then delete-on-close.
+
+import { FileAction } from '../protocol/change-notify.js';
+import { NtStatus } from '../protocol/ntstatus.js';
+import { IosError } from '../ios/spi.js';
+import type { MetaErrorCode } from '../meta/opens-client.js';
+import type { Server } from './server.js';
+import type { Open, ShareDef } from './state.js';
+import { statusForIosError } from './status-map.js';
+
+/** The open table's id of a file: share and driver file id ("<SHARE>/<fileId>"). */
+export function tableFileId(share: ShareDef, fileId: bigint): string {
+  return `${share.name.toUpperCase()}/${fileId}`;
+}
+
+/** The table's name of a stream: '' for the unnamed data stream, named streams case-folded. */
+export function tableStream(stream: string | undefined): string {
+  return stream === undefined ? '' : stream.toUpperCase();
+}
+
+/** The key under which a pending delete is kept: the file, or one of its named streams. */
+export function pendingDeleteKey(open: Pick<Open, 'file' | 'stream'>): string {
+  return open.stream === undefined ? open.file! : `${open.file!}:${open.stream.toUpperCase()}`;
+}
+
+/** NTSTATUS for an open-table refusal (families/opens.ts names the status each code stands for). */
+export function statusForRefusal(code: MetaErrorCode): number {
+  switch (code) {
+    case 'sharing-violation':
+      return NtStatus.SHARING_VIOLATION;
+    case 'exists':
+      return NtStatus.DUPLICATE_OBJECTID;
+    case 'stale':
+      return NtStatus.FILE_FORCED_CLOSED;
+    case 'unavailable':
+      return NtStatus.FILE_NOT_AVAILABLE;
+    case 'access-denied':
+      return NtStatus.ACCESS_DENIED;
+    case 'not-found':
+      return NtStatus.OBJECT_NAME_NOT_FOUND;
+    case 'lock-conflict':
+      return NtStatus.LOCK_NOT_GRANTED;
+    case 'limit':
+      return NtStatus.INSUFFICIENT_RESOURCES;
+    default:
+      return NtStatus.INVALID_PARAMETER;
+  }
+}
+
+/**
+ * Ends an open. 'close' removes its table record (CLOSE, TREE_DISCONNECT, LOGOFF); 'disconnect' is a
+ * lost connection (MS-SMB2 3.3.7.1): a durable or resilient open then stays in the table, with its
+ * driver handle kept here, until it is reclaimed or times out. Returns the status of a
+ * delete-on-close (a non-empty directory cannot be deleted: MS-FSA 2.1.5.4).
+ */
+export async function endOpen(server: Server, open: Open, mode: 'close' | 'disconnect'): Promise<number> {
+  server.log.debug({ open: open.tableId, path: open.path, mode, closed: open.closed }, 'ending open');
+  if (open.closed) return NtStatus.SUCCESS;
+  open.closed = true;
+  open.session.opens.delete(open.volatile);
+  server.notify.forget(open);
+  if (open.tableId === undefined) {
+    await releaseHandle(server, open);
+    return NtStatus.SUCCESS;
+  }
+  const table = server.openTable;
+  let last = true;
+  let lastOnStream = true;
+  try {
+    if (mode === 'disconnect') {
+      const r = await table.client.disconnect(open.tableId, table.now());
+      if (r.ok && !r.closed) {
+        // Kept: reclaimable by DHnC/DH2C until r.expiresAt (MS-SMB2 3.3.5.9.7, 3.3.5.9.12).
+        open.closed = false;
+        open.disconnected = true;
+        table.keepDisconnected(open, r.expiresAt ?? table.now());
+        return NtStatus.SUCCESS;
+      }
+      const remaining = table.client.opensOf(open.file!);
+      last = remaining.length === 0;
+      lastOnStream = !remaining.some((o) => o.stream === tableStream(open.stream));
+    } else {
+      const r = await table.client.close(open.tableId, table.now());
+      if (r.ok) {
+        last = r.lastOpen;
+        lastOnStream = r.lastOnStream;
+      }
+    }
+  } catch (err) {
+    server.log.warn({ err, path: open.path }, 'open table: closing the open failed');
+  }
+  table.unregister(open);
+  await releaseHandle(server, open);
+  return finishDelete(server, open, open.stream === undefined ? last : lastOnStream);
+}
+
+
+/** The table closed a disconnected open on its own (expiry, takeover, purge): free what it held. */
+export async function endOpenClosedByTable(server: Server, open: Open): Promise<void> {
+  const wasAttached = !open.closed && !open.disconnected;
+  open.closed = true;
+  open.session.opens.delete(open.volatile);
+  server.notify.forget(open);
+  await releaseHandle(server, open);
+  const remaining = server.openTable.client.opensOf(open.file!);
+  const last = open.stream === undefined ? remaining.length === 0 : !remaining.some((o) => o.stream === tableStream(open.stream));
+  await finishDelete(server, open, last);
+  if (wasAttached) server.log.info({ path: open.path, open: open.tableId }, 'open closed by the open table (app instance takeover)');
+}
+
+async function releaseHandle(server: Server, open: Open): Promise<void> {
+  try {
+    await open.handle?.close();
+  } catch (err) {
+    server.log.warn({ err, path: open.path }, 'driver close failed');
+  }
+}
+
+/**
+ * MS-FSA 2.1.5.4: closing an open with DeleteOnClose marks its file (or stream) delete-pending; the
+ * object goes when its last open closes.
+ */
+async function finishDelete(server: Server, open: Open, last: boolean): Promise<number> {
+  const ios = open.tree.share.ios;
+  if (!ios || open.file === undefined) return NtStatus.SUCCESS;
+  const key = pendingDeleteKey(open);
+  if (open.deleteOnClose) server.pendingDeletes.set(key, { path: open.path, ...(open.stream !== undefined ? { stream: open.stream } : {}) });
+  const pending = server.pendingDeletes.get(key);
+  if (!last || pending === undefined) return NtStatus.SUCCESS;
+  server.pendingDeletes.delete(key);
+  try {
+    if (pending.stream !== undefined) {
+      await ios.removeStream(pending.path, pending.stream);
+      return NtStatus.SUCCESS;
+    }
+    await ios.remove(pending.path);
+    server.notify.emit(open.tree.share, pending.path, FileAction.FILE_ACTION_REMOVED, open.kind === 'directory' ? 'directory' : 'file');
+  } catch (err) {
+    if (err instanceof IosError) {
+      if (err.code === 'ENOENT') return NtStatus.SUCCESS;
+      return statusForIosError(err.code);
+    }
+    throw err;
+  }
+  return NtStatus.SUCCESS;
+}
+
+/**
+ * What a READ or WRITE asks of the open table first: the range must not be locked against this open
+ * (MS-FSA 2.1.5.3 / 2.1.5.4: STATUS_FILE_LOCK_CONFLICT), and other holders' caching is broken as the
+ * operation requires (MS-FSA 2.1.4.12: READ breaks write caching, WRITE breaks read and write
+ * caching), waiting for acknowledgments the breaks need. Returns an NTSTATUS to fail with, or
+ * undefined to go on. One read of the applied state when nothing is locked or cached elsewhere.
+ */
+export async function ioGate(server: Server, open: Open, offset: bigint, length: number, write: boolean, signal: AbortSignal): Promise<number | undefined> {
+  if (open.tableId === undefined) return undefined;
+  const table = server.openTable;
+  const off = offset <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(offset) : offset;
+  const c = table.client.ioCheck(open.file!, open.tableId, off, length, write);
+  if (c.locked) return NtStatus.FILE_LOCK_CONFLICT;
+  if (c.breakNeeded) {
+    const r = await table.client.breakFor(open.tableId, write ? 'write' : 'read', table.now());
+    if (r.ok) {
+      await table.apply(r);
+      await table.waitBreaks(r.waitFor, signal);
+    }
+  }
+  return undefined;
+}
