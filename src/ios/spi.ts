@@ -33,7 +33,8 @@ export const IOS_SPI_VERSION = 2;
 // Times (MS-FSA 2.1.4.17 "noting that a file has been modified", 2.1.5.15.2 FileBasicInformation)
 // - A write or truncate through a handle updates the object's lastWriteTime and changeTime to the
 //   current time, at the latest when that handle is closed (NTFS notes the change on the handle and
-//   stamps it at cleanup; a driver may stamp earlier). Files written through a handle get ARCHIVE.
+//   stamps it at cleanup; a driver may stamp earlier). FILE_ATTRIBUTE_ARCHIVE is not set by writes
+//   (MS-FSA makes it a SHOULD; attributes change only when a client sets them).
 // - setInfo with a time sets it exactly (to the 100 ns a FILETIME holds) and stops that handle's
 //   automatic updates of that time (Open.UserSet*Time). SetInfo.suspend stops (true) or restarts
 //   (false) them without setting a value (FILE_BASIC_INFORMATION -1 / -2). Other handles keep

@@ -732,7 +732,7 @@ export class Connection {
       const statusAllowsSigning = r.status !== NtStatus.USER_SESSION_DELETED || !!r.signWithSession;
       if ((requestSigned || s.signingRequired || r.signWithSession) && statusAllowsSigning && hdr.Command !== Command.NEGOTIATE) {
         // The key of this connection's channel, or Session.SigningKey where it has none (channels.ts).
-        if (s.state === 'valid' || r.signWithSession) sign = signingKeyFor(s, this);
+        if (s.state === 'valid' || r.signWithSession) sign = r.signingKey ?? signingKeyFor(s, this);
       }
     }
     let flags = HeaderFlags.SERVER_TO_REDIR | (hdr.Flags & HeaderFlags.RELATED_OPERATIONS);

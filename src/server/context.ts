@@ -6,6 +6,7 @@ import type { BodyEncoder } from '../protocol/encoder.js';
 import type { Smb2Header } from '../protocol/header.js';
 import type { Open, Session, Tree } from './state.js';
 import type { Connection } from './connection.js';
+import type { SigningKeyRef } from './channels.js';
 
 export interface FileIdRef {
   Persistent: bigint;
@@ -55,6 +56,8 @@ export interface Reply {
   sessionId?: bigint;
   /** SESSION_SETUP success: sign the response with the new session's key even if the request was unsigned. */
   signWithSession?: Session;
+  /** The key (and algorithm) to sign with, when it cannot be found from the session any more (LOGOFF). */
+  signingKey?: SigningKeyRef;
   /** CREATE: the FileId to propagate to related requests in the chain. */
   createdFileId?: FileIdRef;
   /** TREE_CONNECT: the new tree id for the response header. */

@@ -3,9 +3,11 @@
 // whether a durable open outlives its connection), then the driver handle, then delete-on-close.
 
 import { FileAction } from '../protocol/change-notify.js';
+import { AccessMask, ShareAccess } from '../protocol/create.js';
 import { NtStatus } from '../protocol/ntstatus.js';
 import { IosError } from '../ios/spi.js';
 import type { MetaErrorCode } from '../meta/opens-client.js';
+import { parentOf } from './files.js';
 import type { Server } from './server.js';
 import type { Open, ShareDef } from './state.js';
 import { statusForIosError } from './status-map.js';
@@ -151,7 +153,7 @@ async function finishDelete(server: Server, open: Open, last: boolean): Promise<
  * What a READ or WRITE asks of the open table first: the range must not be locked against this open
  * (MS-FSA 2.1.5.3 / 2.1.5.4: STATUS_FILE_LOCK_CONFLICT), and other holders' caching is broken as the
  * operation requires (MS-FSA 2.1.4.12: READ breaks write caching, WRITE breaks read and write
- * caching), waiting for acknowledgments the breaks need. Returns an NTSTATUS to fail with, or
+ * caching), without waiting for the acknowledgments. Returns an NTSTATUS to fail with, or
  * undefined to go on. One read of the applied state when nothing is locked or cached elsewhere.
  */
 export async function ioGate(server: Server, open: Open, offset: bigint, length: number, write: boolean, signal: AbortSignal): Promise<number | undefined> {
@@ -161,11 +163,108 @@ export async function ioGate(server: Server, open: Open, offset: bigint, length:
   const c = table.client.ioCheck(open.file!, open.tableId, off, length, write);
   if (c.locked) return NtStatus.FILE_LOCK_CONFLICT;
   if (c.breakNeeded) {
+    // The breaks are sent, and the I/O goes on without waiting for their acknowledgments: Windows
+    // completes a write that breaks a read-handle lease at once (the acknowledgment is still
+    // required, and times out as usual).
     const r = await table.client.breakFor(open.tableId, write ? 'write' : 'read', table.now());
-    if (r.ok) {
-      await table.apply(r);
-      await table.waitBreaks(r.waitFor, signal);
+    if (r.ok) await table.apply(r);
+  }
+  void signal;
+  return undefined;
+}
+
+/**
+ * The oplock and lease breaks a SET_INFO makes before it changes the file (MS-FSA 2.1.4.12 case
+ * SET_INFORMATION, called from 2.1.5.15): 'size' for FileEndOfFileInformation and
+ * FileAllocationInformation (other holders lose read and write caching; level II oplocks, this
+ * open's own included, break to none), 'handle' for FileRenameInformation, FileLinkInformation and
+ * FileDispositionInformation with DeletePending (other holders lose handle caching; a batch oplock
+ * breaks to none). Waits for the acknowledgments the breaks need (or their timeout, or `signal`).
+ */
+export async function breakForSetInfo(server: Server, open: Open, op: 'size' | 'handle', signal?: AbortSignal): Promise<void> {
+  if (open.tableId === undefined) return;
+  const table = server.openTable;
+  const kind = op === 'size' ? 'write' : 'handle';
+  if (!table.client.breakNeeded(open.tableId, kind)) return;
+  const r = await table.client.breakFor(open.tableId, kind, table.now());
+  if (!r.ok) return;
+  await table.apply(r);
+  await table.waitBreaks(r.waitFor, signal);
+}
+
+/**
+ * The other open-table checks of a rename (MS-FSA 2.1.5.14.11), made before the driver renames:
+ * - a directory with open files below it cannot be renamed (STATUS_ACCESS_DENIED; smbtorture
+ *   smb2.rename.rename_dir_openfile);
+ * - the destination directory's opens (renameTargetConflict);
+ * - a replaced target that is open cannot be replaced (STATUS_ACCESS_DENIED).
+ * Opens below a directory are looked up among this node's opens (a cluster-wide lookup by path comes
+ * with the cluster issue).
+ */
+export async function renameGate(server: Server, open: Open, targetPath: string, replace: boolean): Promise<number | undefined> {
+  const share = open.tree.share;
+  const ios = share.ios;
+  if (!ios || open.tableId === undefined) return undefined;
+  if (open.kind === 'directory') {
+    const prefix = open.path.toUpperCase() + '/';
+    for (const s of server.sessionsOpenOn(share)) {
+      for (const o of s.opens.values()) if (o !== open && !o.closed && o.path.toUpperCase().startsWith(prefix)) return NtStatus.ACCESS_DENIED;
+    }
+  }
+  const parentConflict = await renameTargetConflict(server, open, targetPath);
+  if (parentConflict !== undefined) return parentConflict;
+  if (replace) {
+    try {
+      const t = await ios.stat(targetPath);
+      if (t.info.fileId !== open.handle?.fileId) {
+        if (server.openTable.client.opensOf(tableFileId(share, t.info.fileId)).length > 0) return NtStatus.ACCESS_DENIED;
+      }
+    } catch (err) {
+      if (!(err instanceof IosError)) throw err;
     }
   }
   return undefined;
+}
+
+/**
+ * A rename of a file or directory (not of a stream) opens the directory that receives the new name
+ * for adding an entry, sharing read and write only (Windows' I/O manager opens the rename target so;
+ * smbtorture smb2.oplock.exclusive6, batch19, batch20, smb2.rename.*_delete_access). That open meets
+ * the sharing check of MS-FSA 2.1.5.1.2.2 with the directory's opens: one with DELETE access, or one
+ * with FILE_ADD_FILE that does not share write, fails the rename with STATUS_SHARING_VIOLATION
+ * before any oplock is broken. `target` is the new path (share-relative, '/'-separated). Returns the
+ * status to fail with, or undefined.
+ */
+export async function renameTargetConflict(server: Server, open: Open, target: string): Promise<number | undefined> {
+  if (open.stream !== undefined || open.tableId === undefined) return undefined;
+  const share = open.tree.share;
+  let parentId: bigint;
+  try {
+    parentId = (await share.ios!.stat(parentOf(target))).info.fileId;
+  } catch (err) {
+    if (!(err instanceof IosError)) throw err;
+    return undefined; // the rename itself reports a missing target directory
+  }
+  for (const o of server.openTable.client.opensOf(tableFileId(share, parentId))) {
+    if (o.stream !== '' || o.openId === open.tableId) continue;
+    if (o.desiredAccess & AccessMask.DELETE) return NtStatus.SHARING_VIOLATION;
+    if (o.desiredAccess & AccessMask.FILE_ADD_FILE && !(o.shareAccess & ShareAccess.FILE_SHARE_WRITE)) return NtStatus.SHARING_VIOLATION;
+  }
+  return undefined;
+}
+
+/**
+ * FileDispositionInformation (MS-FSA 2.1.5.15.3) marks the file (or the open's stream) delete-pending
+ * at once, not at close as FILE_DELETE_ON_CLOSE does: from then on a new open of it fails with
+ * STATUS_DELETE_PENDING (MS-FSA 2.1.5.1.2; smbtorture smb2.oplock.doc), and clearing it lifts that;
+ * the object goes when its last open closes. Setting it first breaks other holders' handle caching
+ * (MS-FSA 2.1.4.12 case SET_INFORMATION, FileDispositionInformation).
+ */
+export async function setDeletePending(server: Server, open: Open, pending: boolean, signal?: AbortSignal): Promise<void> {
+  if (pending) await breakForSetInfo(server, open, 'handle', signal);
+  open.deleteOnClose = pending;
+  if (open.file === undefined) return;
+  const key = pendingDeleteKey(open);
+  if (pending) server.pendingDeletes.set(key, { path: open.path, ...(open.stream !== undefined ? { stream: open.stream } : {}) });
+  else server.pendingDeletes.delete(key);
 }

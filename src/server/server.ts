@@ -260,6 +260,18 @@ export class Server implements BreakSink {
     await this.destroySession(session, reason, lost);
   }
 
+  /** Sessions with a tree connected to `share` (their opens are this node's opens of it). */
+  *sessionsOpenOn(share: ShareDef): Iterable<Session> {
+    for (const s of this.sessions.values()) {
+      for (const t of s.trees.values()) {
+        if (t.share === share) {
+          yield s;
+          break;
+        }
+      }
+    }
+  }
+
   /** A session of the GlobalSessionTable, whichever connections it is on (binding, 3.3.5.5.2). */
   lookupSession(id: bigint): Session | undefined {
     return this.sessions.get(id);
@@ -297,9 +309,8 @@ export class Server implements BreakSink {
     // Gone from the GlobalSessionTable and from every channel (a LOGOFF on any channel ends it on all).
     if (this.sessions.get(session.id) === session) this.sessions.delete(session.id);
     for (const c of session.channels.values()) if (c.conn.sessions.get(session.id) === session) c.conn.sessions.delete(session.id);
-    // The channels stay on a session ended by a request (a LOGOFF response is still signed with its
-    // channel's key); a lost session lets its connections go (its disconnected opens outlive it).
-    if (lost) session.channels.clear();
+    // The ended session lets its connections go (its disconnected opens may outlive it).
+    session.channels.clear();
     session.state = 'expired';
     const opens = [...session.opens.values()];
     session.trees.clear();

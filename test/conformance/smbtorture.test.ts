@@ -15,22 +15,10 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { freePort, startSamba, startTessera, type RunningServer } from '../helpers/servers.js';
 import { describeVerdict, judge, loadKnownFail, runTorture, type Verdict } from './torture.js';
+import { mustPass, suites } from './suites.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const againstSamba = process.env['TESSERA_TORTURE_SERVER'] === 'samba';
-
-/**
- * sambaPassed: Samba 4.17's pass counts on this kind of machine (shared/design/TOOLS.md).
- * floor: what Tessera passes today (successes only; skips never count).
- */
-const suites: { suite: string; sambaPassed: number; floor: number }[] = [
-  { suite: 'smb2.connect', sambaPassed: 1, floor: 1 },
-  // bug14607 needs Samba's private FSCTL_SMBTORTURE hook: smbtorture skips it here.
-  { suite: 'smb2.read', sambaPassed: 5, floor: 4 },
-  { suite: 'smb2.rw', sambaPassed: 2, floor: 3 },
-  { suite: 'smb2.credits', sambaPassed: 3, floor: 3 },
-  { suite: 'smb2.compound', sambaPassed: 18, floor: 19 },
-];
 
 const suiteTimeoutMs = 240_000;
 const share = 'vms';
@@ -94,6 +82,10 @@ describe(`smbtorture against ${againstSamba ? 'Samba (harness check)' : 'Tessera
           console.log(`--- ${suite}: server log tail ---\n${server.logs().slice(-6000)}`);
         }
         expect(problems, `${suite}: unexpected smbtorture results`).toBe('');
+        for (const name of mustPass.filter((n) => n.startsWith(`${suite}.`))) {
+          const t = results.tests.find((x) => x.name === name);
+          if (!againstSamba) expect(t?.outcome, `${name} must pass`).toBe('success');
+        }
         if (!againstSamba) {
           if (verdict.passed < sambaPassed) {
             console.log(`${suite}: ${verdict.passed} passes, Samba 4.17 passes ${sambaPassed} (gap listed in knownfail.txt)`);

@@ -11,21 +11,12 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { freePort, startTessera, type RunningServer } from '../helpers/servers.js';
 import { describeVerdict, judge, loadKnownFail, runTorture, type Verdict } from '../conformance/torture.js';
+import { suites as allSuites } from '../conformance/suites.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/**
- * The posix share's floors (test/conformance/smbtorture.test.ts): the chunked share must reach them
- * too, except where test/e2e/chunked-knownfail.txt lists a chunked-only failure (with its reason).
- */
-const suites: { suite: string; floor: number }[] = [
-  { suite: 'smb2.connect', floor: 1 },
-  { suite: 'smb2.read', floor: 4 },
-  // posix: 3. smb2.rw.invalid is in chunked-knownfail.txt (the reported 1 PiB volume, no DISK_FULL).
-  { suite: 'smb2.rw', floor: 2 },
-  { suite: 'smb2.credits', floor: 3 },
-  { suite: 'smb2.compound', floor: 19 },
-];
+/** The posix share's suites and floors; chunkedFloor where a chunked-only failure is listed. */
+const suites = allSuites.map((x) => ({ suite: x.suite, floor: x.chunkedFloor ?? x.floor }));
 
 const suiteTimeoutMs = 240_000;
 const share = 'vms';

@@ -273,6 +273,10 @@ export async function startSamba(opts: SambaOptions): Promise<RunningServer> {
   const workDir = opts.workDir ?? mkdtempSync(join(tmpdir(), 'tessera-samba-'));
   mkdirSync(workDir, { recursive: true });
   for (const d of ['private', 'lock', 'state', 'cache', 'pid', 'ncalrpc', 'log']) mkdirSync(join(workDir, d), { recursive: true });
+  // smbd serves a session as the share user: it must reach its lock and state directories, or it
+  // takes the other smbd processes for dead and never breaks their oplocks or leases.
+  makeTraversable(join(workDir, 'lock'));
+  for (const d of ['lock', 'state', 'cache']) chmodSync(join(workDir, d), 0o755);
 
   ensureUnixUser(opts.user);
   const uid = Number(run('id', ['-u', opts.user]).out.trim());

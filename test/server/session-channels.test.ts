@@ -209,7 +209,7 @@ function aesCmac(key: Buffer, data: Buffer): Buffer {
   if (!complete) last[data.length - (n - 1) * 16] = 0x80;
   const kx = complete ? k1 : k2;
   for (let i = 0; i < 16; i++) last[i] = last[i]! ^ kx[i]!;
-  let x = Buffer.alloc(16);
+  let x: Buffer = Buffer.alloc(16);
   for (let b = 0; b < n - 1; b++) {
     const block = data.subarray(b * 16, b * 16 + 16);
     for (let i = 0; i < 16; i++) x[i] = x[i]! ^ block[i]!;
@@ -254,10 +254,8 @@ class Conn {
       sock.connect(port, '127.0.0.1', () => resolve());
     });
     const c = new Conn(sock);
-    const splitter = new FrameSplitter();
-    sock.on('data', (d: Buffer) => {
-      for (const frame of splitter.push(d)) c.onFrame(frame);
-    });
+    const splitter = new FrameSplitter((frame) => c.onFrame(frame));
+    sock.on('data', (d: Buffer) => splitter.push(d));
     sock.on('error', () => undefined);
     const body = Buffer.alloc(36 + dialects.length * 2);
     body.writeUInt16LE(36, 0);
@@ -304,8 +302,13 @@ class Conn {
     const frame = Buffer.alloc(4 + msg.length);
     frame.writeUInt32BE(msg.length, 0);
     msg.copy(frame, 4);
-    return new Promise((resolve) => {
-      this.waiting.set(mid, resolve);
+    return new Promise((resolve, reject) => {
+      // A response that never comes fails the test here rather than at the test timeout.
+      const timer = setTimeout(() => reject(new Error(`no response to command ${command} (MessageId ${mid})`)), 10_000);
+      this.waiting.set(mid, (r) => {
+        clearTimeout(timer);
+        resolve(r);
+      });
       this.sock.write(frame);
     });
   }

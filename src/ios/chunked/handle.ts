@@ -281,8 +281,8 @@ export class ChunkedHandle implements IosHandle {
     this.checkWritable();
     checkRange(offset, data.length);
     if (data.length === 0) return 0;
-    // MS-FSA 2.1.4.17: the modification is noted on the handle and stamped (LastWriteTime, ChangeTime,
-    // ARCHIVE) when it closes or truncates, as NTFS does: no metadata command per write.
+    // MS-FSA 2.1.4.17: the modification is noted on the handle and stamped (LastWriteTime, ChangeTime)
+    // when it closes or truncates, as NTFS does: no metadata command per write.
     this.modified = true;
     await this.ctx.writer.write(this.fork, offset, data);
     return data.length;
@@ -505,15 +505,14 @@ export class ChunkedHandle implements IosHandle {
 
   /**
    * Stamps what writes through this handle noted (spi.ts "Times"): LastWriteTime and ChangeTime now,
-   * unless the handle stopped those updates, and ARCHIVE. `allocation` (bytes) replaces a requested
-   * allocation in the same command (0 forgets it).
+   * unless the handle stopped those updates. `allocation` (bytes) replaces a requested allocation in
+   * the same command (0 forgets it).
    */
   private async stampTimes(allocation?: number): Promise<void> {
     if (!this.modified && allocation === undefined) return;
     const cmd: Record<string, unknown> = { t: 'ns.setattr', ino: this.ino, now: this.ctx.now() };
     if (this.modified) {
       this.modified = false;
-      cmd.archive = true;
       if (!this.userSet.lastWrite) cmd.lastWrite = cmd.now;
       if (this.userSet.change) cmd.keepChange = true;
     }

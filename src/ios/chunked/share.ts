@@ -419,15 +419,14 @@ export class ChunkedShare implements IosShare, ShareContext {
     const node = this.meta.read((tx) => this.inode(tx, ent.ino));
     if (truncatingModes.has(mode)) {
       // Overwriting or superseding the unnamed stream replaces the whole file: its named streams go
-      // too (MS-FSA 2.1.5.1.2.1), then its data. The file was modified (LastWriteTime, ChangeTime,
-      // ARCHIVE: MS-FSA 2.1.4.17) and the create's AllocationSize replaces any allocation asked before.
+      // too (MS-FSA 2.1.5.1.2.1), then its data. The file was modified (LastWriteTime, ChangeTime:
+      // MS-FSA 2.1.4.17) and the create's AllocationSize replaces any allocation asked before.
       await this.dropStreams(node.ino);
       await this.truncateFork(node.fork, 0);
       const now = this.now();
       const cmd: { t: string; [k: string]: unknown } = { t: 'ns.setattr', ino: node.ino, lastWrite: now, allocation: allocationHint(options.allocationSize), now };
       // A superseded file takes the new attributes (and security descriptor when one is given).
       if (mode === 'replace') cmd.attributes = this.initialAttributes('file', options.attributes);
-      else cmd.archive = true;
       valueOf(await this.propose(cmd), `${mode} ${rel}`);
       if (mode === 'replace' && options.securityDescriptor !== undefined) {
         const sd = Buffer.from(options.securityDescriptor);

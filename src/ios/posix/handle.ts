@@ -5,7 +5,6 @@ import { existsSync } from 'node:fs';
 import { limits } from '../../base/limits.js';
 import {
   FILE_ATTR_SETTABLE,
-  FileAttr,
   IosError,
   type DirEntry,
   type EaEntry,
@@ -17,7 +16,7 @@ import {
 } from '../spi.js';
 import { applyEas } from '../eas.js';
 import { errnoOf, toIosError } from './errno.js';
-import { birthNsOf, buildInfo, defaultAttributes, effectiveTimes, fileIdOf } from './info.js';
+import { birthNsOf, buildInfo, effectiveTimes, fileIdOf } from './info.js';
 import { fold, STATE_DIR_FOLDED } from './paths.js';
 import type { MetaPatch, MetaStore } from './sidecar.js';
 import type { StreamStore } from './streams.js';
@@ -132,8 +131,6 @@ export class PosixHandle implements IosHandle {
   private snapshot: string[] | undefined;
   /** Automatic time updates this handle stopped (spi.ts "Times"). */
   private readonly userSet: UserSetTimes = { lastAccess: false, lastWrite: false, change: false };
-  /** Data was written or truncated through this handle (ARCHIVE at close). */
-  private wrote = false;
 
   constructor(
     private readonly ctx: ShareContext,
@@ -171,7 +168,6 @@ export class PosixHandle implements IosHandle {
     checkRange(offset, data.length);
     if (this.isDirectory) throw new IosError('EISDIR', 'write on a directory');
     this.checkWritable();
-    this.wrote = true;
     // The host stamps mtime and ctime itself; a handle that stopped those updates puts them back.
     if (!this.keepsTimes()) return writeAt(this.fh, offset, data);
     return this.keepingTimes(() => writeAt(this.fh, offset, data));
@@ -193,7 +189,6 @@ export class PosixHandle implements IosHandle {
     checkRange(size, 0);
     if (this.isDirectory) throw new IosError('EISDIR', 'truncate on a directory');
     this.checkWritable();
-    this.wrote = true;
     const cut = async (): Promise<void> => {
       try {
         await this.fh.truncate(size);
@@ -338,13 +333,6 @@ export class PosixHandle implements IosHandle {
     }
   }
 
-  /** MS-FSA 2.1.4.17: a file written through this handle gets ARCHIVE (stamped at close). */
-  private async markArchive(): Promise<void> {
-    const attributes = this.ctx.meta.get(this.fileId, this.birthNs)?.attributes ?? defaultAttributes(false);
-    if (attributes & FileAttr.ARCHIVE) return;
-    await this.ctx.meta.update(this.fileId, this.birthNs, { attributes: attributes | FileAttr.ARCHIVE });
-  }
-
   async list(cookie: string | undefined, max: number): Promise<ListPage> {
     this.checkOpen();
     if (!this.isDirectory) throw new IosError('ENOTDIR', 'list on a file');
@@ -393,13 +381,9 @@ export class PosixHandle implements IosHandle {
     if (this.closing === undefined) {
       this.closed = true;
       this.snapshot = undefined;
-      // The ARCHIVE stamp is best effort: the descriptor is closed whatever happens to it.
-      const archive = this.wrote && !this.ctx.readOnly ? this.markArchive().catch(() => undefined) : Promise.resolve();
-      this.closing = archive.then(() =>
-        this.fh.close().catch((err: unknown) => {
-          throw toIosError(err, 'close');
-        }),
-      );
+      this.closing = this.fh.close().catch((err: unknown) => {
+        throw toIosError(err, 'close');
+      });
     }
     return this.closing;
   }

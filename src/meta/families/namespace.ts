@@ -15,7 +15,6 @@ import { ok, type ApplyTx, type Command, type HandlerTable, type ReadTx } from '
 import { applyRefs, dropFork, type RefDeltas } from './extents.js';
 import {
   Budget,
-  FILE_ATTRIBUTE_ARCHIVE,
   FILE_ATTRIBUTE_DIRECTORY,
   FILE_ATTRIBUTE_TEMPORARY,
   argAttributes,
@@ -265,12 +264,11 @@ export function createNamespaceHandlers(opts: NamespaceFamilyOptions = {}): Hand
     }),
 
     /**
-     * ns.setattr { ino, attributes?, archive?, creation?, lastAccess?, lastWrite?, change?,
-     * keepChange?, allocation?, now }: sets the given fields (the FILE_BASIC_INFORMATION 0/-1/-2
-     * conventions are the server's and driver's business: a field given here is set). `archive: true`
-     * adds FILE_ATTRIBUTE_ARCHIVE to a file (MS-FSA 2.1.4.17, a file written to). ChangeTime becomes
-     * `change` if given, else stays with `keepChange: true` (the open stopped its updates), else `now`.
-     * `allocation: 0` forgets a set allocation.
+     * ns.setattr { ino, attributes?, creation?, lastAccess?, lastWrite?, change?, keepChange?,
+     * allocation?, now }: sets the given fields (the FILE_BASIC_INFORMATION 0/-1/-2 conventions are the
+     * server's and driver's business: a field given here is set). ChangeTime becomes `change` if given,
+     * else stays with `keepChange: true` (the open stopped its updates), else `now`. `allocation: 0`
+     * forgets a set allocation.
      */
     'ns.setattr': guarded((tx, cmd) => {
       const node = needInode(tx, cmd, 'ino');
@@ -280,12 +278,10 @@ export function createNamespaceHandlers(opts: NamespaceFamilyOptions = {}): Hand
       const lastWrite = argTime(cmd, 'lastWrite', true);
       const change = argTime(cmd, 'change', true);
       const allocation = cmd.allocation === undefined ? undefined : argBytes(cmd, 'allocation');
-      const archive = cmd.archive === undefined ? false : argBool(cmd, 'archive');
       const keepChange = cmd.keepChange === undefined ? false : argBool(cmd, 'keepChange');
       const now = argTime(cmd, 'now')!;
       const next: Inode = { ...node };
       if (attributes !== undefined) next.attributes = checkAttributes(cmd, node.kind, attributes);
-      if (archive && node.kind === 'file') next.attributes = (next.attributes | FILE_ATTRIBUTE_ARCHIVE) >>> 0;
       if (creation !== undefined) next.creation = creation;
       if (lastAccess !== undefined) next.lastAccess = lastAccess;
       if (lastWrite !== undefined) next.lastWrite = lastWrite;

@@ -25,7 +25,6 @@ export type Filetime = bigint;
 export type NodeKind = 'file' | 'dir';
 
 /** MS-FSCC 2.6 file attributes this layer looks at. */
-export const FILE_ATTRIBUTE_ARCHIVE = 0x20;
 export const FILE_ATTRIBUTE_DIRECTORY = 0x10;
 export const FILE_ATTRIBUTE_TEMPORARY = 0x100;
 

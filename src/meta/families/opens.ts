@@ -599,6 +599,12 @@ interface BreakRule {
   levelII: 'none' | null;
   /** For opens: the opener's access; attribute-only opens break nothing (2.1.4.12 case OPEN). */
   openAccess?: number;
+  /**
+   * For opens: the disposition supersedes or overwrites. Such an open writes the data whatever access
+   * it asked for, so it breaks oplocks even when it is attribute-only (MS-FSA 2.1.4.12 case OPEN;
+   * smbtorture smb2.oplock.exclusive5, batch13/14/16).
+   */
+  openOverwrite?: boolean;
 }
 
 /** OPEN (not overwriting), READ, FLUSH: BreakToTwo, BreakCacheState = WRITE_CACHING. */
@@ -645,9 +651,14 @@ function breakHolders(w: Work, file: string, stream: string, actorOpenId: number
     const l = w.lease(first.clientGuid, first.leaseKey!);
     if (l !== undefined) breakLease(w, l, group, rule);
   }
-  for (const o of opens) {
-    if (o.leaseKey !== undefined || o.oplock === 'none' || o.oplock === 'lease') continue;
-    if (access !== undefined && (access & ~OPLOCK_ATTR_ONLY) === 0) continue;
+  if (access !== undefined && (access & ~OPLOCK_ATTR_ONLY) === 0 && rule.openOverwrite !== true) return;
+  for (const o of w.opensOf(file)) {
+    if (o.stream !== stream || o.leaseKey !== undefined || o.oplock === 'none' || o.oplock === 'lease') continue;
+    // The actor's own oplock has its oplock key and is not broken (MS-FSA 2.1.4.12.2), except level
+    // II: 2.1.4.12 breaks every open in Oplock.IIOplocks to none, the actor's own included, without
+    // comparing keys (a write or lock through a level II open breaks it: smbtorture smb2.oplock.batch1,
+    // brl1, levelii500).
+    if (o.openId === actorOpenId && !(o.oplock === 'II' && o.oplockBreaking === undefined)) continue;
     breakOplock(w, o, rule);
   }
 }
@@ -760,6 +771,8 @@ function handleBreakable(w: Work, o: Open, actorLease: string | undefined): bool
 interface Others {
   /** Opens on the stream that are not the opener's and not of its lease. */
   count: number;
+  /** The same, without stat opens (attribute-only access, no caching): they do not keep a lease from W. */
+  dataCount: number;
   exclusive: boolean;
   levelII: boolean;
   handle: boolean;
@@ -767,11 +780,15 @@ interface Others {
 }
 
 function surveyOthers(w: Work, file: string, stream: string, actorLease: string | undefined): Others {
-  const r: Others = { count: 0, exclusive: false, levelII: false, handle: false, locks: false };
+  const r: Others = { count: 0, dataCount: 0, exclusive: false, levelII: false, handle: false, locks: false };
   for (const o of w.opensOf(file)) {
     if (o.stream !== stream) continue;
+    // The opener's own lease is no other holder (MS-FSA 2.1.5.18: same oplock key).
+    if (o.leaseKey !== undefined && leaseId(o.clientGuid, o.leaseKey) === actorLease) continue;
+    // A stat open (MS-FSA 2.1.4.12: attribute-only access) neither breaks nor, holding no caching,
+    // prevents write caching of a lease (smbtorture lease.statopen3).
+    if (!((o.desiredAccess & ~LEASE_ATTR_ONLY) === 0 && o.oplock === 'none')) r.dataCount++;
     if (o.leaseKey !== undefined) {
-      if (leaseId(o.clientGuid, o.leaseKey) === actorLease) continue;
       r.count++;
       const l = w.leaseOf(o);
       if (l === undefined) continue;
@@ -798,8 +815,8 @@ function surveyOthers(w: Work, file: string, stream: string, actorLease: string 
 /** The lease state the object store grants for `want` (MS-SMB2 3.3.5.9: drop W, then H, and retry). */
 function grantLeaseState(want: number, others: Others): number {
   let s = isValidLeaseState(want) ? want : 0;
-  // W is an exclusive oplock: no other open on the stream (MS-FSA 2.1.5.18.1).
-  if (s & LEASE_W && others.count > 0) s &= ~LEASE_W;
+  // W is an exclusive oplock: no other open on the stream but stat opens (MS-FSA 2.1.5.18.1).
+  if (s & LEASE_W && others.dataCount > 0) s &= ~LEASE_W;
   if (s & LEASE_W) return s;
   // R and RH are shared oplocks: not over byte-range locks (2.1.5.18), not beside an exclusive
   // oplock, and RH not beside level II oplocks (2.1.5.18.2).
@@ -933,7 +950,8 @@ function createOpen(tx: ApplyTx, cmd: Command): CommandResult {
     if (l !== undefined && (l.file !== a.file || l.stream !== a.stream)) {
       refuse('invalid', `${cmd.t}: lease key already used by this client for another file (STATUS_INVALID_PARAMETER)`);
     }
-    if (l !== undefined && l.version !== a.lease.version) refuse('invalid', `${cmd.t}: lease version differs from the held lease`);
+    // A request of the other lease version names the same lease, which keeps the version it was
+    // created with (Windows answers in that version: smbtorture lease.v2_epoch2/3).
   }
 
   // MS-SMB2 3.3.5.9.13: another client's open of the same file with the same AppInstanceId is closed
@@ -991,7 +1009,7 @@ function createOpen(tx: ApplyTx, cmd: Command): CommandResult {
   }
 
   // MS-FSA 2.1.4.12 case OPEN: other holders lose write caching (or everything when overwriting).
-  const openRule: BreakRule = { ...(a.overwrite ? BREAK_TO_NONE : BREAK_TO_TWO), openAccess: a.desiredAccess };
+  const openRule: BreakRule = { ...(a.overwrite ? BREAK_TO_NONE : BREAK_TO_TWO), openAccess: a.desiredAccess, openOverwrite: a.overwrite };
   breakHolders(w, a.file, a.stream, 0, actorLease, openRule);
   if (w.waitFor.length > 0) {
     // The open waits for these breaks (MS-FSA 2.1.4.12) and is then granted by what the holders kept:
@@ -1027,10 +1045,16 @@ function createOpen(tx: ApplyTx, cmd: Command): CommandResult {
     if (lease.breaking !== undefined) {
       leaseFlagsBreaking = true; // SMB2_LEASE_FLAG_BREAK_IN_PROGRESS; no promotion while breaking
     } else if ((want & lease.state) === lease.state) {
-      // Promotion only to a superset of the held state (3.3.5.9.8 / 3.3.5.9.11).
-      const granted = grantLeaseState(want | lease.state, others);
-      if ((granted & lease.state) === lease.state && granted !== lease.state) {
-        lease.state = granted;
+      // Promotion only to a superset of the held state (3.3.5.9.8 / 3.3.5.9.11). A new lease gets what
+      // can be shared of the request; a held lease is promoted all or nothing: to the requested
+      // state if it can be held beside the others, else it stays as it is (as Windows does:
+      // smbtorture lease.upgrade2 / upgrade3).
+      const target = want | lease.state;
+      const granted = grantLeaseState(target, others);
+      const fresh = lease.opens === 0;
+      const promoted = fresh ? granted : granted === target ? target : lease.state;
+      if ((promoted & lease.state) === lease.state && promoted !== lease.state) {
+        lease.state = promoted;
         if (lease.version === 2) lease.epoch += 1; // 3.3.5.9.11: promotion increments Lease.Epoch
       }
     }
@@ -1428,7 +1452,12 @@ export function planBreaks(tx: ReadTx, openId: number, op: 'read' | 'write' | 'h
   const mine = o.leaseKey === undefined ? undefined : leaseId(o.clientGuid, o.leaseKey);
   const rule = op === 'read' ? BREAK_TO_TWO : op === 'write' ? BREAK_TO_NONE : BREAK_HANDLE_NONE;
   for (const x of opensOfFile(tx, o.file)) {
-    if (x.openId === o.openId || x.stream !== o.stream) continue;
+    if (x.stream !== o.stream) continue;
+    if (x.openId === o.openId) {
+      // The actor's own level II oplock is broken too (see breakHolders).
+      if (x.leaseKey === undefined && x.oplock === 'II' && rule.levelII !== null) return true;
+      continue;
+    }
     if (x.leaseKey !== undefined) {
       if (leaseId(x.clientGuid, x.leaseKey) === mine) continue;
       const l = getLease(tx, x.clientGuid, x.leaseKey);

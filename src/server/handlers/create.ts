@@ -312,6 +312,9 @@ async function openFileOnce(ctx: RequestContext, req: CreateRequest, tree: Tree)
         ...(allocationSize !== undefined ? { allocationSize } : {}),
       });
     } catch (err) {
+      // Another client created the name between our lookup and our create: a disposition that may
+      // open an existing object starts again and opens it (smbtorture smb2.create.mkdir-dup).
+      if (err instanceof IosError && err.code === 'EEXIST' && disposition !== CreateDisposition.FILE_CREATE) return RESTART;
       if (err instanceof IosError) return { status: await statusForOpenError(err, ios, path) };
       throw err;
     }
@@ -539,7 +542,13 @@ async function admit(
   // Directory leases need SMB2_GLOBAL_CAP_DIRECTORY_LEASING, which is not offered (MS-SMB2
   // 3.3.5.9.11): a lease request on a directory gets no lease.
   let lease = oc.lease;
-  if (lease !== undefined && isDirectory) lease = undefined;
+  if (lease !== undefined && isDirectory) {
+    // Still, a lease key names one file per client (MS-SMB2 3.3.5.9.8): a key held on another file
+    // is INVALID_PARAMETER even here.
+    const held = table.client.lease(clientGuidOf(ctx.conn), Buffer.from(lease.LeaseKey).toString('hex'));
+    if (held !== undefined && held.file !== file) return { status: NtStatus.INVALID_PARAMETER };
+    lease = undefined;
+  }
   const oplock: TableOplock = lease !== undefined ? 'lease' : req.RequestedOplockLevel === OplockLevel.LEASE ? 'none' : TABLE_OPLOCK[req.RequestedOplockLevel] ?? 'none';
   const cmd: TableCreate = {
     file,
@@ -611,8 +620,9 @@ function grantContexts(grant: OpenGrant, lease: LeaseContext | undefined, oc: Op
   if (lease !== undefined && grant.lease !== undefined) {
     const l = grant.lease;
     const flags = l.breakInProgress ? LeaseFlags.SMB2_LEASE_FLAG_BREAK_IN_PROGRESS : 0;
+    // Answered in the version the lease was created with, whatever version this request used.
     const data: LeaseContext =
-      lease.version === 2
+      l.version === 2
         ? {
             version: 2,
             LeaseKey: lease.LeaseKey,

@@ -53,6 +53,8 @@ import type { FileInfo, FsStats } from '../../ios/spi.js';
 import type { Reply, RequestContext } from '../context.js';
 import { maxTransact, wireAttributes, wireTimes } from '../files.js';
 import type { Open } from '../state.js';
+import type { Server } from '../server.js';
+import { pendingDeleteKey } from '../opens.js';
 import { Dialect } from '../../protocol/negotiate.js';
 
 const SECURITY_SACL = 0x8;
@@ -85,16 +87,16 @@ function basic(info: FileInfo) {
   return { ...wireTimes(info), FileAttributes: wireAttributes(info) };
 }
 
-function standard(open: Open, info: FileInfo) {
-  // MS-FSA 2.1.5.12.27: NumberOfLinks counts the links not marked for deletion; a delete-pending open
-  // of the unnamed stream or a directory has its link marked (a stream's delete pending is its own).
-  const linkDeleted = open.deleteOnClose && open.stream === undefined;
-  const links = Math.max(0, info.links - (linkDeleted ? 1 : 0));
+function standard(server: Server, open: Open, info: FileInfo) {
+  // MS-FSA 2.1.5.12.27: DeletePending is the link's (or, for a named stream, the stream's) pending
+  // delete, set through any open of it; NumberOfLinks counts the links not marked for deletion.
+  const pending = open.deleteOnClose || (open.file !== undefined && server.pendingDeletes.has(pendingDeleteKey(open)));
+  const links = Math.max(0, info.links - (pending && open.stream === undefined ? 1 : 0));
   return {
     AllocationSize: BigInt(info.allocationSize),
     EndOfFile: BigInt(info.size),
     NumberOfLinks: links,
-    DeletePending: open.deleteOnClose || links === 0,
+    DeletePending: pending || links === 0,
     Directory: info.isDirectory,
   };
 }
@@ -135,7 +137,7 @@ async function queryFile(ctx: RequestContext, open: Open, cls: number, outputLen
       data = encodeFileBasicInformation(basic(info));
       break;
     case FileInfoClass.FileStandardInformation:
-      data = encodeFileStandardInformation(standard(open, info));
+      data = encodeFileStandardInformation(standard(ctx.conn.server, open, info));
       break;
     case FileInfoClass.FileInternalInformation:
       data = encodeFileInternalInformation({ IndexNumber: info.fileId });
@@ -177,7 +179,7 @@ async function queryFile(ctx: RequestContext, open: Open, cls: number, outputLen
     case FileInfoClass.FileAllInformation:
       data = encodeFileAllInformation({
         BasicInformation: basic(info),
-        StandardInformation: standard(open, info),
+        StandardInformation: standard(ctx.conn.server, open, info),
         IndexNumber: info.fileId,
         EaSize: eaSizeOf(info.eaBytes ?? 0),
         AccessFlags: open.grantedAccess,

@@ -24,6 +24,7 @@ import { filetimeToUnixNs } from '../../base/clock.js';
 import { limits } from '../../base/limits.js';
 import { FILE_ATTR_SETTABLE, FileAttr, IosError, type SetInfo } from '../../ios/spi.js';
 import type { Reply, RequestContext } from '../context.js';
+import { renameGate, setDeletePending } from '../opens.js';
 import { parentOf, parseSmbPath } from '../files.js';
 import { CompletionFilter, FileAction } from '../../protocol/change-notify.js';
 import type { Open } from '../state.js';
@@ -167,6 +168,8 @@ async function setFile(ctx: RequestContext, open: Open, cls: number, buf: Buffer
       const parsed = parseSmbPath(name);
       if (!parsed.ok) return { status: parsed.status };
       if (parsed.path === '' || open.path === '') return { status: NtStatus.INVALID_PARAMETER };
+      const gate = await renameGate(ctx.conn.server, open, parsed.path, v.ReplaceIfExists);
+      if (gate !== undefined) return { status: gate };
       try {
         await open.tree.share.ios!.rename(open.path, parsed.path, v.ReplaceIfExists);
       } catch (err) {
@@ -210,7 +213,7 @@ async function setFile(ctx: RequestContext, open: Open, cls: number, buf: Buffer
           if (page.entries.length > 0) return { status: NtStatus.DIRECTORY_NOT_EMPTY };
         }
       }
-      open.deleteOnClose = deletePending;
+      await setDeletePending(ctx.conn.server, open, deletePending, ctx.signal);
       return ok;
     }
     case FileInfoClass.FilePositionInformation: {

@@ -1,0 +1,38 @@
+// The smbtorture suites the conformance tests run (test/conformance/smbtorture.test.ts on a posix
+// share, test/e2e/chunked-smbtorture.test.ts on a chunked share), with Samba 4.17's pass counts on
+// this kind of machine (shared/design/TOOLS.md) and Tessera's floor: the count it has reached, a
+// ratchet raised when a fix lands. Issue 4 asks for at least Samba's count in each of the suites from
+// smb2.create on (smb2.setinfo is not in TOOLS.md's table: Samba passes 0 of its 1 test here).
+
+export interface SuiteSpec {
+  suite: string;
+  sambaPassed: number;
+  floor: number;
+  /** The chunked share's floor when it differs (a chunked-only known failure, listed with its reason). */
+  chunkedFloor?: number;
+}
+
+export const suites: SuiteSpec[] = [
+  { suite: 'smb2.connect', sambaPassed: 1, floor: 1 },
+  // bug14607 needs Samba's private FSCTL_SMBTORTURE hook: smbtorture skips it here.
+  { suite: 'smb2.read', sambaPassed: 5, floor: 4 },
+  // smb2.rw.invalid fails on chunked shares only (chunked-knownfail.txt).
+  { suite: 'smb2.rw', sambaPassed: 2, floor: 3, chunkedFloor: 2 },
+  { suite: 'smb2.credits', sambaPassed: 3, floor: 3 },
+  { suite: 'smb2.compound', sambaPassed: 18, floor: 19 },
+  { suite: 'smb2.create', sambaPassed: 12, floor: 11 },
+  { suite: 'smb2.getinfo', sambaPassed: 5, floor: 2 },
+  { suite: 'smb2.setinfo', sambaPassed: 0, floor: 0 },
+  { suite: 'smb2.dir', sambaPassed: 5, floor: 5 },
+  { suite: 'smb2.lock', sambaPassed: 22, floor: 22 },
+  { suite: 'smb2.oplock', sambaPassed: 40, floor: 24 },
+  { suite: 'smb2.lease', sambaPassed: 34, floor: 26 },
+  { suite: 'smb2.durable-open', sambaPassed: 19, floor: 19 },
+  { suite: 'smb2.durable-v2-open', sambaPassed: 14, floor: 14 },
+  { suite: 'smb2.durable-v2-delay', sambaPassed: 2, floor: 2 },
+  { suite: 'smb2.rename', sambaPassed: 9, floor: 7 },
+  { suite: 'smb2.session', sambaPassed: 53, floor: 1 },
+];
+
+/** Tests that must pass whatever the suite counts say (issue 4: Samba fails this one). */
+export const mustPass = ['smb2.durable-v2-open.app-instance'];
