@@ -9,7 +9,7 @@
 // Rows: open+close of an existing file on 1 and N connections (QD1 each, one file per connection),
 // create+close (FILE_CREATE + delete-on-close) on 1 and N, and the lease-break cycle of
 // bench/lib/opens-loops.ts. Then, per target, a fixed number of cycles under
-// `strace -f -c -e trace=fdatasync,fsync` (fsyncs per cycle), and one run of Tessera (posix) under
+// `strace -f -y -T -e trace=fdatasync,fsync,...` (fsyncs per cycle, by file), and one run of Tessera (posix) under
 // `node --cpu-prof` (where its time goes). See bench/README.md, section "Opens and lease breaks".
 
 import { spawn, execFileSync } from 'node:child_process';
@@ -45,9 +45,9 @@ const usage = `usage: npx tsx bench/opens.ts [--seconds S] [--conns N] [--target
   --targets        default: all. tessera = posix share, metadata log under the work directory;
                    tessera-tmpfs = the same with the log on /dev/shm; chunked = chunked share, --state-dir
                    under the work directory (objects, log, cache)
-  --lease-cycle    how A gets RWH back after the break: reopen (default: A closes its handle and opens again
-                   with the same lease key) or upgrade (a second open with the same lease key while A's first
-                   handle stays open, then closed)
+  --lease-cycle    how A gets RWH back after the break: upgrade (default: a second open with the same lease
+                   key while A's first handle stays open, then closed) or reopen (A closes its handle and
+                   opens again with the same lease key)
   --strace-cycles  cycles per workload under strace (default 300; lease break: a third)
   --no-strace      skip the fsync count;  --no-profile  skip the CPU profile of Tessera
   --workdir        shares and server state (default: a fresh directory under ${tmpdir()}, removed unless --keep)
@@ -89,7 +89,7 @@ function positive(v: string | undefined, dflt: number, what: string): number {
 const seconds = positive(flags.seconds, 3, 'seconds');
 const conns = Math.round(positive(flags.conns, 8, 'conns'));
 const straceCycles = Math.round(positive(flags['strace-cycles'], 300, 'strace-cycles'));
-const leaseCycle = (flags['lease-cycle'] ?? 'reopen') as LeaseCycle;
+const leaseCycle = (flags['lease-cycle'] ?? 'upgrade') as LeaseCycle;
 if (leaseCycle !== 'upgrade' && leaseCycle !== 'reopen') fail('--lease-cycle must be upgrade or reopen');
 const timing = { warmupMs: 500, durationMs: seconds * 1000 };
 const targets: TargetKind[] = (() => {
@@ -126,6 +126,8 @@ interface FsyncCount {
   cycles: number;
   calls: number;
   usPerCall: number;
+  /** Calls by "syscall file", the file relative to the work directory (or to the tmpfs state). */
+  byFile: { what: string; calls: number; usPerCall: number }[];
   error?: string;
 }
 
@@ -177,7 +179,7 @@ async function measureRow(target: Target, row: RowSpec): Promise<Outcome> {
   }
 }
 
-async function countFsyncs(target: Target, row: RowSpec, outFile: string): Promise<FsyncCount> {
+async function countFsyncs(target: Target, row: RowSpec, outFile: string, roots: [string, string][]): Promise<FsyncCount> {
   let cycles = row.strace!.cycles;
   let w: Workload | undefined;
   try {
@@ -194,13 +196,18 @@ async function countFsyncs(target: Target, row: RowSpec, outFile: string): Promi
     }
     let calls = 0;
     let us = 0;
-    for (const c of counts.values()) {
+    const byFile: FsyncCount['byFile'] = [];
+    for (const [what, c] of counts) {
       calls += c.calls;
-      us += c.calls * c.usPerCall;
+      us += c.totalUs;
+      let short = what;
+      for (const [dir, name] of roots) short = short.replace(`${dir}/`, `${name}/`);
+      byFile.push({ what: short, calls: c.calls, usPerCall: c.totalUs / c.calls });
     }
-    return { cycles, calls, usPerCall: calls > 0 ? us / calls : 0 };
+    byFile.sort((a, b) => b.calls - a.calls);
+    return { cycles, calls, usPerCall: calls > 0 ? us / calls : 0, byFile };
   } catch (e) {
-    return { cycles, calls: 0, usPerCall: 0, error: ((e as Error).message.split('\n')[0] ?? 'failed').slice(0, 300) };
+    return { cycles, calls: 0, usPerCall: 0, byFile: [], error: ((e as Error).message.split('\n')[0] ?? 'failed').slice(0, 300) };
   } finally {
     await w?.done();
   }
@@ -283,13 +290,20 @@ function resultsTable(results: Map<string, Map<TargetKind, Outcome>>): string[] 
 }
 
 function fsyncTable(counts: Map<string, Map<TargetKind, FsyncCount>>): string[] {
-  const lines = ['| workload | target | cycles | fsync-family calls | per cycle | µs per call (strace) |', '|---|---|---:|---:|---:|---:|'];
+  const lines = [
+    '| workload | target | cycles | calls | per cycle | µs per call | per cycle by call and file (WORK = work directory, TMPFS = tmpfs state) |',
+    '|---|---|---:|---:|---:|---:|---|',
+  ];
   for (const row of rows) {
     for (const kind of targets) {
       const c = counts.get(row.id)?.get(kind);
       if (c === undefined) continue;
-      if (c.error !== undefined) lines.push(`| ${row.label} | ${targetLabel[kind]} | FAILED: ${c.error.replace(/\|/g, '/')} | | | |`);
-      else lines.push(`| ${row.label} | ${targetLabel[kind]} | ${c.cycles} | ${c.calls} | ${fixed(c.calls / c.cycles, 2)} | ${c.calls > 0 ? int(c.usPerCall) : '-'} |`);
+      if (c.error !== undefined) {
+        lines.push(`| ${row.label} | ${targetLabel[kind]} | FAILED: ${c.error.replace(/\|/g, '/')} | | | | |`);
+        continue;
+      }
+      const files = c.byFile.map((f) => `${fixed(f.calls / c.cycles, 2)} ${f.what} (${int(f.usPerCall)} µs)`).join('; ');
+      lines.push(`| ${row.label} | ${targetLabel[kind]} | ${c.cycles} | ${c.calls} | ${fixed(c.calls / c.cycles, 2)} | ${c.calls > 0 ? int(c.usPerCall) : '-'} | ${files.replace(/\|/g, '/')} |`);
     }
   }
   return lines;
@@ -308,13 +322,19 @@ function profileLines(p: Awaited<ReturnType<typeof profileTessera>> | null): str
       "(LMDB's synchronous commit of the state machine fdatasyncs on this thread); the rest idle (waiting for the network or another thread). " +
       `Per cycle: ${fixed((s.busyMs * 1000) / Math.max(1, p.result.cycles), 0)} µs not idle. Self time of the non-idle samples, by area and by function:`,
     '',
-    '| area | ms | % of busy |',
+    '| area | ms | % of not idle |',
     '|---|---:|---:|',
     ...s.byArea.map((a) => `| ${a.name} | ${int(a.ms)} | ${fixed(a.pct, 1)} |`),
     '',
-    '| function | ms | % of busy |',
+    '| function (self) | ms | % of not idle |',
     '|---|---:|---:|',
     ...s.byFunction.map((f) => `| \`${f.name.replace(/\|/g, '/')}\` | ${int(f.ms)} | ${fixed(f.pct, 1)} |`),
+    '',
+    "Tessera's own functions by inclusive time (the function anywhere on the stack):",
+    '',
+    '| function (inclusive) | ms | % of not idle |',
+    '|---|---:|---:|',
+    ...s.byOwnInclusive.map((f) => `| \`${f.name.replace(/\|/g, '/')}\` | ${int(f.ms)} | ${fixed(f.pct, 1)} |`),
     '',
   ];
 }
@@ -337,6 +357,11 @@ async function main(): Promise<number> {
   mkdirSync(workdir, { recursive: true });
   const tmpfsState = targets.includes('tessera-tmpfs') ? mkdtempSync('/dev/shm/tessera-bench-opens-') : undefined;
   const fsType = sh('findmnt', ['-n', '-o', 'FSTYPE', '-T', workdir]).split('\n')[0];
+  if (targets.some((k) => k !== 'samba')) {
+    // startTessera would run `npm run build` when dist/ is older than src/: do it before any timing.
+    log('npm run build if dist/ is stale');
+    ensureBuilt();
+  }
   log(`workdir ${workdir} (${fsType}); targets ${targets.join(',')}; ${seconds} s per row; ${conns} conns in the parallel rows`);
 
   const results = new Map<string, Map<TargetKind, Outcome>>();
@@ -367,7 +392,8 @@ async function main(): Promise<number> {
         }
         if (!flags['no-strace']) {
           for (const row of rows.filter((r) => r.strace !== undefined)) {
-            const c = await countFsyncs(target, row, join(workdir, `strace-${kind}-${row.id}.txt`));
+            const roots: [string, string][] = [[workdir, 'WORK'], ...(tmpfsState !== undefined ? ([[tmpfsState, 'TMPFS']] as [string, string][]) : [])];
+            const c = await countFsyncs(target, row, join(workdir, `strace-${kind}-${row.id}.txt`), roots);
             put(fsyncs, row.id, kind, c);
             log(`${kind}: ${row.label} under strace: ${c.error ?? `${c.calls} fsync-family calls in ${c.cycles} cycles`}`);
           }
@@ -411,7 +437,9 @@ async function main(): Promise<number> {
     '',
     ...(fsyncs.size > 0
       ? [
-          `### fsyncs per cycle (\`strace -f -c -w -e trace=fdatasync,fsync,sync_file_range,msync\` on the server's process tree)`,
+          "### fsyncs per cycle (`strace -f -y -T -e trace=fdatasync,fsync,sync_file_range,msync,sync,syncfs` on the server's process tree)",
+          '',
+          'µs per call: wall-clock time in the call as strace saw it (tracing adds to it).',
           '',
           ...fsyncTable(fsyncs),
           '',

@@ -30,6 +30,8 @@ export interface ProfileSummary {
   busyMs: number;
   byArea: ProfileShare[];
   byFunction: ProfileShare[];
+  /** Tessera's own functions (src/) by inclusive time: samples with the function anywhere on the stack. */
+  byOwnInclusive: ProfileShare[];
   /** False when the window was not given or held no samples (then every sample is counted). */
   windowed: boolean;
 }
@@ -61,7 +63,11 @@ export function areaOf(url: string, functionName: string): string {
 export function summarizeProfile(file: string, windowUs?: [number, number], top = 15): ProfileSummary {
   const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map<number, ProfileNode>();
-  for (const n of p.nodes) byId.set(n.id, n);
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) {
+    byId.set(n.id, n);
+    for (const c of n.children ?? []) parent.set(c, n.id);
+  }
   const selfUs = new Map<number, number>();
   // timeDeltas[i] is the time since the previous sample; it is spent in samples[i-1]'s stack.
   // Attributing delta i to sample i (as Chrome DevTools does) differs by one sample at most.
@@ -76,22 +82,36 @@ export function summarizeProfile(file: string, windowUs?: [number, number], top 
   }
   const areas = new Map<string, number>();
   const functions = new Map<string, number>();
+  const inclusive = new Map<string, number>();
+  const label = (n: ProfileNode): string => {
+    const { functionName, url, lineNumber } = n.callFrame;
+    const where = url === '' ? '' : ` ${url.replace(/^.*\/node_modules\//, '').replace(/^.*\/dist\//, 'src/').replace(/^file:\/\//, '')}:${lineNumber + 1}`;
+    return `${functionName || '(anonymous)'}${where}`;
+  };
   let total = 0;
   let idle = 0;
   for (const [id, us] of selfUs) {
     const n = byId.get(id);
     if (!n) continue;
-    const { functionName, url, lineNumber } = n.callFrame;
-    const area = areaOf(url, functionName);
+    const area = areaOf(n.callFrame.url, n.callFrame.functionName);
     total += us;
     if (area === 'idle') {
       idle += us;
       continue;
     }
     areas.set(area, (areas.get(area) ?? 0) + us);
-    const where = url === '' ? '' : ` ${url.replace(/^.*\/node_modules\//, '').replace(/^.*\/dist\//, 'src/').replace(/^file:\/\//, '')}:${lineNumber + 1}`;
-    const key = `${functionName || '(anonymous)'}${where}`;
+    const key = label(n);
     functions.set(key, (functions.get(key) ?? 0) + us);
+    // Every Tessera function on this node's stack, once (recursion would count it twice otherwise).
+    const seen = new Set<string>();
+    for (let frame: number | undefined = id; frame !== undefined; frame = parent.get(frame)) {
+      const f = byId.get(frame)!;
+      if (!areaOf(f.callFrame.url, f.callFrame.functionName).startsWith('src/')) continue;
+      const k = label(f);
+      if (seen.has(k)) continue;
+      seen.add(k);
+      inclusive.set(k, (inclusive.get(k) ?? 0) + us);
+    }
   }
   const busy = total - idle;
   const share = (m: Map<string, number>, n: number): ProfileShare[] =>
@@ -99,5 +119,5 @@ export function summarizeProfile(file: string, windowUs?: [number, number], top 
       .sort((x, y) => y[1] - x[1])
       .slice(0, n)
       .map(([name, us]) => ({ name, ms: us / 1000, pct: busy > 0 ? (100 * us) / busy : 0 }));
-  return { wallMs: total / 1000, busyMs: busy / 1000, byArea: share(areas, 20), byFunction: share(functions, top), windowed: inWindow };
+  return { wallMs: total / 1000, busyMs: busy / 1000, byArea: share(areas, 20), byFunction: share(functions, top), byOwnInclusive: share(inclusive, top), windowed: inWindow };
 }

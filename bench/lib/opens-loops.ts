@@ -7,10 +7,10 @@
 //  - create+close: CREATE of a new file (FILE_CREATE, delete-on-close) and CLOSE, which deletes it;
 //  - lease break: client A holds an RWH lease on a file; client B's CREATE breaks it (MS-SMB2 3.3.4.7:
 //    the server sends the break to A and holds B's CREATE until A acknowledges, 3.3.5.22.2), B closes,
-//    and A gets RWH back: 'reopen' (default) closes A's handle (the lease ends with its last open) and
-//    opens the file again with the same key asking for RWH (a new lease); 'upgrade' opens the file
-//    again with the same lease key asking for RWH, which upgrades the lease while A's first handle
-//    stays open (MS-SMB2 3.3.5.9.8), then closes that second handle.
+//    and A gets RWH back: 'upgrade' (default) opens the file again with the same lease key asking for
+//    RWH, which upgrades the lease while A's first handle stays open (MS-SMB2 3.3.5.9.8), then closes
+//    that second handle; 'reopen' closes A's handle (the lease ends with its last open) and opens the
+//    file again with the same key asking for RWH (a new lease).
 
 import { randomBytes } from 'node:crypto';
 import {

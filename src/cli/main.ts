@@ -36,7 +36,7 @@ import { FSCK_USAGE, fsckCommand } from './fsck.js';
 const USAGE = `usage:
   tessera serve [--config FILE] [--listen HOST:PORT]... [--share NAME=PATH | --share NAME]... [--user NAME:PASSWORD]...
                 [--users-file FILE] [--encrypt] [--encrypt-share NAME]... [--ciphers LIST] [--signing LIST]
-                [--require-signing] [--guest] [--server-name NAME] [--state-dir DIR] [--log-level LEVEL]
+                [--require-signing] [--guest] [--anonymous] [--server-name NAME] [--state-dir DIR] [--log-level LEVEL]
                 [--store file:///DIR | --store s3://BUCKET/PREFIX [--s3-endpoint URL]]
                 [--meta local:///DIR | --meta etcd://HOST:PORT,...[/PREFIX]] [--node-id ID] [--cluster-id ID]
                 [--cache-dir DIR] [--cache-bytes SIZE] [--cache-memory-bytes SIZE]
@@ -145,6 +145,9 @@ export function parseServeArgs(args: string[], cwd = process.cwd()): ServeFlags 
         break;
       case '--guest':
         config.guest = true;
+        break;
+      case '--anonymous':
+        config.anonymous = true;
         break;
       case '--server-name':
         config.serverName = flagValue(args, i++, a).toUpperCase();

@@ -296,7 +296,10 @@ export class Connection {
       const t = decodeTransformHeader(frame);
       const neg = this.negotiated;
       if (!neg || neg.dialect < Dialect.SMB300) throw new MalformedError('TRANSFORM before a 3.x negotiate');
-      const session = this.server.findSession(t.SessionId, this);
+      // Any session of the GlobalSessionTable can be decrypted (only its key holder can produce the
+      // ciphertext); whether the messages inside may use it on this connection is checked per message,
+      // so a session this connection is not a channel of gets STATUS_USER_SESSION_DELETED, encrypted.
+      const session = this.server.lookupSession(t.SessionId);
       if (!session || !session.keys?.decryptionKey) throw new MalformedError('TRANSFORM for an unknown session');
       const cipherId = neg.cipherId;
       if (t.Flags !== 1) throw new MalformedError('TRANSFORM Flags/EncryptionAlgorithm is not 1');
@@ -493,8 +496,10 @@ export class Connection {
         // MS-SMB2 3.3.5.2.4: unsigned request of a session that requires signing (a re-authentication too).
         return reply({ status: NtStatus.ACCESS_DENIED }, undefined, undefined);
       }
-      if (session && session.encryptData && session.state === 'valid' && neg.dialect >= Dialect.SMB300 && spec.needsSession) {
-        // MS-SMB2 3.3.5.2.9: unencrypted request on a session that requires encryption.
+      const reauthentication = hdr.Command === Command.SESSION_SETUP && session?.channels.get(this)?.bound === true;
+      if (session && session.encryptData && session.state === 'valid' && neg.dialect >= Dialect.SMB300 && (spec.needsSession || reauthentication)) {
+        // MS-SMB2 3.3.5.2.9: unencrypted request on a session that requires encryption (a
+        // re-authentication too; a binding is unencrypted by nature, 3.3.5.5.2).
         return reply({ status: NtStatus.ACCESS_DENIED }, session, undefined);
       }
     } else if (encrypted && session && encryptedSession !== session && spec.needsSession) {

@@ -70,6 +70,7 @@ export async function endOpen(server: Server, open: Open, mode: 'close' | 'disco
   const table = server.openTable;
   let last = true;
   let lastOnStream = true;
+  if (open.deleteOnClose) await breakForDeleteOnClose(server, open, mode === 'close');
   try {
     if (mode === 'disconnect') {
       const r = await table.client.disconnect(open.tableId, table.now());
@@ -98,6 +99,27 @@ export async function endOpen(server: Server, open: Open, mode: 'close' | 'disco
   return finishDelete(server, open, open.stream === undefined ? last : lastOnStream);
 }
 
+
+/**
+ * An open with delete-on-close that ends (CLOSE, TREE_DISCONNECT, LOGOFF, a lost connection) deletes
+ * its file once the other opens are gone: other holders lose handle caching first, as a delete
+ * through FileDispositionInformation breaks it (MS-FSA 2.1.4.12 case SET_INFORMATION; Windows and
+ * Samba send RH->R: smbtorture lease.unlink, lease.initial_delete_*). A CLOSE waits for the
+ * acknowledgments (or their timeout); a lost connection only sends the breaks.
+ */
+export async function breakForDeleteOnClose(server: Server, open: Open, wait: boolean): Promise<void> {
+  if (open.tableId === undefined || open.kind === 'pipe') return;
+  const table = server.openTable;
+  try {
+    if (!table.client.breakNeeded(open.tableId, 'handle')) return;
+    const r = await table.client.breakFor(open.tableId, 'handle', table.now());
+    if (!r.ok) return;
+    await table.apply(r);
+    if (wait) await table.waitBreaks(r.waitFor);
+  } catch (err) {
+    server.log.warn({ err, path: open.path }, 'open table: breaking handle caching for delete-on-close failed');
+  }
+}
 
 /** The table closed a disconnected open on its own (expiry, takeover, purge): free what it held. */
 export async function endOpenClosedByTable(server: Server, open: Open): Promise<void> {
@@ -205,6 +227,12 @@ export async function renameGate(server: Server, open: Open, targetPath: string,
   const share = open.tree.share;
   const ios = share.ios;
   if (!ios || open.tableId === undefined) return undefined;
+  // MS-FSA 2.1.4.12 case SET_INFORMATION (FileRenameInformation), first of all: other holders of
+  // the file lose handle caching, and the rename waits for their acknowledgments (smbtorture
+  // lease.rename_wait: the break goes out before later requests on the connection are answered).
+  server.log.debug({ path: open.path }, 'TMPDBG renameGate start');
+  await breakForSetInfo(server, open, 'handle');
+  server.log.debug({ path: open.path }, 'TMPDBG renameGate after break');
   if (open.kind === 'directory') {
     const prefix = open.path.toUpperCase() + '/';
     for (const s of server.sessionsOpenOn(share)) {

@@ -336,21 +336,33 @@ export class Server implements BreakSink {
   }
 
   leaseBreak(opens: Open[], n: { from: number; to: number; epoch: number; ackRequired: boolean }): void {
-    // MS-SMB2 3.3.4.7: sent on a connection of the lease's client that has an open of the lease.
-    for (const open of opens) {
-      if (open.disconnected || open.closed) continue;
-      const conn = this.connectionFor(open.session);
-      if (!conn || conn.isClosed) continue;
-      const body = leaseBreakNotification({
-        NewEpoch: open.lease!.version === 2 ? n.epoch : 0,
-        Flags: n.ackRequired ? LeaseBreakFlags.SMB2_NOTIFY_BREAK_LEASE_FLAG_ACK_REQUIRED : 0,
-        LeaseKey: open.lease!.keyBytes,
-        CurrentLeaseState: n.from,
-        NewLeaseState: n.to,
-      });
-      conn.sendBreakNotification(body, open.session, open.tree.encrypt);
-      return;
+    // MS-SMB2 3.3.4.7: sent on a connection of the lease's client (the lease table is per ClientGuid).
+    // Windows sends it on the client's oldest connection whichever connection the lease's opens
+    // were made on (smbtorture lease.v2_complex1); a connection whose messages must be encrypted
+    // for the open's session is used only if that session is one of its channels.
+    const open = opens.find((o) => !o.disconnected && !o.closed);
+    if (open === undefined) return;
+    const own = this.connectionFor(open.session);
+    const encrypts = open.tree.encrypt || open.session.encryptData;
+    let conn: Connection | undefined;
+    for (const c of this.connections) {
+      if (c.isClosed || c.negotiated === undefined || c.sessions.size === 0) continue;
+      if (c.negotiated.clientGuid.toString('hex') !== open.clientGuid) continue;
+      if (encrypts && c !== own && open.session.channels.get(c)?.bound !== true) continue;
+      conn = c;
+      break;
     }
+    conn ??= own;
+    if (!conn || conn.isClosed) return;
+    const body = leaseBreakNotification({
+      NewEpoch: open.lease!.version === 2 ? n.epoch : 0,
+      Flags: n.ackRequired ? LeaseBreakFlags.SMB2_NOTIFY_BREAK_LEASE_FLAG_ACK_REQUIRED : 0,
+      LeaseKey: open.lease!.keyBytes,
+      CurrentLeaseState: n.from,
+      NewLeaseState: n.to,
+    });
+    conn.sendBreakNotification(body, open.session, open.tree.encrypt);
+    this.log.debug({ lease: open.lease!.key, from: n.from, to: n.to, epoch: n.epoch, ackRequired: n.ackRequired }, 'lease break sent');
   }
 
   closedByTable(open: Open): Promise<void> {

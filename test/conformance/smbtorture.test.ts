@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { freePort, startSamba, startTessera, type RunningServer } from '../helpers/servers.js';
 import { describeVerdict, judge, loadKnownFail, runTorture, type Verdict } from './torture.js';
-import { mustPass, suites } from './suites.js';
+import { mustPass, suites, user2, user2Options } from './suites.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const againstSamba = process.env['TESSERA_TORTURE_SERVER'] === 'samba';
@@ -60,7 +60,7 @@ describe(`smbtorture against ${againstSamba ? 'Samba (harness check)' : 'Tessera
     const shares = [{ name: share, path: shareDir }];
     server = againstSamba
       ? await startSamba({ port, shares, user, password })
-      : await startTessera({ port, shares, users: [{ name: user, password }], extraArgs: ['--log-level', 'warn'] });
+      : await startTessera({ port, shares, users: [{ name: user, password }, user2], extraArgs: ['--log-level', 'warn', '--anonymous'] });
   });
 
   afterAll(async () => {
@@ -74,7 +74,7 @@ describe(`smbtorture against ${againstSamba ? 'Samba (harness check)' : 'Tessera
       suite,
       async () => {
         if (!server) throw new Error('server did not start');
-        const results = await runTorture(server, share, user, password, suite, { timeoutMs: suiteTimeoutMs });
+        const results = await runTorture(server, share, user, password, suite, { timeoutMs: suiteTimeoutMs, ...(againstSamba ? {} : { torture: user2Options }) });
         const verdict = judge(results, knownFail);
         verdicts.set(suite, verdict);
         const problems = describeVerdict(verdict, `test/conformance/${knownFailFile}`);

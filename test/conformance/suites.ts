@@ -30,9 +30,13 @@ export const suites: SuiteSpec[] = [
   { suite: 'smb2.durable-open', sambaPassed: 19, floor: 19 },
   { suite: 'smb2.durable-v2-open', sambaPassed: 14, floor: 14 },
   { suite: 'smb2.durable-v2-delay', sambaPassed: 2, floor: 2 },
-  { suite: 'smb2.rename', sambaPassed: 9, floor: 7 },
-  { suite: 'smb2.session', sambaPassed: 53, floor: 1 },
+  { suite: 'smb2.rename', sambaPassed: 9, floor: 11 },
+  { suite: 'smb2.session', sambaPassed: 53, floor: 59 },
 ];
 
 /** Tests that must pass whatever the suite counts say (issue 4: Samba fails this one). */
 export const mustPass = ['smb2.durable-v2-open.app-instance'];
+
+/** A second user for smb2.session.bind_different_user (smbtorture's torture:user2name option). */
+export const user2 = { name: 'tortureuser2', password: 'Torture-Pw2' };
+export const user2Options = { user2name: user2.name, user2password: user2.password };

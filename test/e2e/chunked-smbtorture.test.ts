@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { freePort, startTessera, type RunningServer } from '../helpers/servers.js';
 import { describeVerdict, judge, loadKnownFail, runTorture, type Verdict } from '../conformance/torture.js';
-import { suites as allSuites } from '../conformance/suites.js';
+import { suites as allSuites, user2, user2Options } from '../conformance/suites.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -34,8 +34,8 @@ describe('smbtorture against Tessera on a chunked share', () => {
     server = await startTessera({
       port,
       shares: [],
-      users: [{ name: user, password }],
-      extraArgs: ['--log-level', 'warn', '--state-dir', root, '--share', share, '--store', `file://${join(root, 'objects')}`, '--meta', `local://${join(root, 'meta')}`],
+      users: [{ name: user, password }, user2],
+      extraArgs: ['--log-level', 'warn', '--anonymous', '--state-dir', root, '--share', share, '--store', `file://${join(root, 'objects')}`, '--meta', `local://${join(root, 'meta')}`],
     });
   });
 
@@ -51,7 +51,7 @@ describe('smbtorture against Tessera on a chunked share', () => {
       suite,
       async () => {
         if (!server) throw new Error('server did not start');
-        const results = await runTorture(server, share, user, password, suite, { timeoutMs: suiteTimeoutMs });
+        const results = await runTorture(server, share, user, password, suite, { timeoutMs: suiteTimeoutMs, torture: user2Options });
         const verdict = judge(results, knownFail);
         verdicts.set(suite, verdict);
         const problems = describeVerdict(verdict, 'test/conformance/knownfail.txt + test/e2e/chunked-knownfail.txt');

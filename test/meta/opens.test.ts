@@ -283,13 +283,16 @@ describe('oplocks (MS-SMB2 3.3.5.9 Oplock Acquisition, 3.3.4.6, 3.3.5.22.1)', ()
     expect(t.ok(create({ clientGuid: 'c3', oplock: 'lease', lease: lease('L3', LEASE_R | LEASE_H) })).lease.state).toBe(0);
   });
 
-  it('taking a lock breaks other holders of read caching (MS-FSA 2.1.5.8)', () => {
+  it('taking a lock breaks other holders of read caching (MS-FSA 2.1.5.8), and the locker\'s own level II', () => {
     const t = new Table();
     const a = t.ok(create({ oplock: 'II' }));
     const b = t.ok(create({ clientGuid: 'c2', oplock: 'II' }));
     expect(planBreaks(t.tx, b.openId, 'write')).toBe(true);
     const l = t.ok({ t: 'lock.apply', openId: b.openId, locks: [{ offset: 0, length: 1, exclusive: true }], now: 1_000 });
-    expect(l.breaks).toEqual([{ kind: 'oplock', openId: a.openId, node: 'n1', from: 'II', to: 'none', ackRequired: false }]);
+    expect(l.breaks).toEqual([
+      { kind: 'oplock', openId: a.openId, node: 'n1', from: 'II', to: 'none', ackRequired: false },
+      { kind: 'oplock', openId: b.openId, node: 'n1', from: 'II', to: 'none', ackRequired: false },
+    ]);
     expect(planBreaks(t.tx, b.openId, 'write')).toBe(false);
   });
 

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NtlmTestClient } from '../auth/ntlm-test-client.js';
+import { encodeAuthenticateMessage } from '../../src/protocol/ntlm.js';
 import { freePort, startTessera, type RunningServer } from '../helpers/servers.js';
 import { FrameSplitter } from '../helpers/smbwire.js';
 import { bindingRefusal, newChannel, sessionSigningKey, signingKeyFor } from '../../src/server/channels.js';
@@ -537,6 +538,38 @@ describe('sessions across connections, against a server process', () => {
       expect((await c1.treeConnect(s.id, s.key, port)).status).toBe(S.SUCCESS);
       expect((await c1.authenticate('bob', 'wrong', { sessionId: s.id, key: s.key })).r.status).toBe(S.LOGON_FAILURE);
       expect((await c1.treeConnect(s.id, s.key, port)).status).toBe(S.USER_SESSION_DELETED);
+    } finally {
+      c1.close();
+    }
+  });
+
+  it('an NTLMv2 response whose client challenge does not parse is STATUS_INVALID_PARAMETER', async () => {
+    const c1 = await Conn.open(port, [SMB302]);
+    try {
+      const ntlm = new NtlmTestClient({ user: 'alice', password: 'Alice-Pw1', domain: 'WORKGROUP' });
+      const first = await c1.sessionSetup(ntlm.negotiate());
+      expect(first.status).toBe(S.MORE_PROCESSING_REQUIRED);
+      // NTProofStr, then an NTLMv2_CLIENT_CHALLENGE (RespType 1, HiRespType 1, timestamp, client
+      // challenge) whose first AV pair claims more bytes than there are (MS-NLMP 2.2.2.7).
+      const blob = Buffer.alloc(16 + 28 + 8);
+      blob.fill(0xab, 0, 16);
+      blob[16] = 1;
+      blob[17] = 1;
+      blob.writeUInt16LE(0x0002, 16 + 28);
+      blob.writeUInt16LE(0x4000, 16 + 30);
+      const auth = encodeAuthenticateMessage({
+        NegotiateFlags: 0xe2088297,
+        LmChallengeResponse: Buffer.alloc(24),
+        NtChallengeResponse: blob,
+        DomainName: Buffer.from('WORKGROUP', 'utf16le'),
+        UserName: Buffer.from('alice', 'utf16le'),
+        Workstation: Buffer.from('WS', 'utf16le'),
+        EncryptedRandomSessionKey: Buffer.alloc(16),
+      });
+      const r = await c1.sessionSetup(auth, { sessionId: first.sessionId });
+      expect(r.status).toBe(S.INVALID_PARAMETER);
+      // The failed authentication removed the session.
+      expect((await c1.treeConnect(first.sessionId, undefined, port)).status).toBe(S.USER_SESSION_DELETED);
     } finally {
       c1.close();
     }

@@ -162,6 +162,8 @@ export function remap(
   budget: Budget,
   deltas: RefDeltas,
   what: string,
+  /** Collects the change of the fork's mapped bytes instead of writing it (the caller writes it once). */
+  mappedAcc?: { delta: number },
 ): void {
   if (end <= start) return;
   const w = readWindow(tx, fork, start, end, budget.left);
@@ -227,7 +229,8 @@ export function remap(
   let delta = 0;
   for (const n of merged) delta += n.length;
   for (const o of old) delta -= o.length;
-  if (delta !== 0) adjustMapped(tx, fork, delta);
+  if (mappedAcc !== undefined) mappedAcc.delta += delta;
+  else if (delta !== 0) adjustMapped(tx, fork, delta);
 }
 
 /** Extents a fork's map may hold for its mapped bytes to be counted when counting starts. */
@@ -238,7 +241,7 @@ export const MAPPED_COUNT_SCAN_MAX = 4096;
  * is counted once from its map as it now stands, if that map is small (new forks: empty); a larger
  * one is marked unknown for good, so no later command scans it again.
  */
-function adjustMapped(tx: ApplyTx, fork: number, delta: number): void {
+export function adjustMapped(tx: ApplyTx, fork: number, delta: number): void {
   const k = mappedKey(fork);
   const rec = tx.get<MappedRecord>(k);
   if (rec !== undefined) {
@@ -359,12 +362,14 @@ export function createExtentHandlers(opts: ExtentFamilyOptions = {}): HandlerTab
     const f = argFork(tx, cmd, 'fork');
     const budget = new Budget(perCommand);
     const deltas: RefDeltas = new Map();
+    const mapped = { delta: 0 };
     let end = 0;
     for (const w of writes) {
       const piece: MappedExtent = { offset: w.offset, length: w.length, object: w.object, objectOffset: w.objectOffset };
-      remap(tx, fork, w.offset, w.offset + w.length, [piece], budget, deltas, cmd.t);
+      remap(tx, fork, w.offset, w.offset + w.length, [piece], budget, deltas, cmd.t, mapped);
       end = Math.max(end, w.offset + w.length);
     }
+    if (mapped.delta !== 0) adjustMapped(tx, fork, mapped.delta);
     applyRefs(tx, deltas);
     const size = Math.max(ownerSize(tx, f), end);
     setOwnerSize(tx, f, size);

@@ -605,19 +605,27 @@ interface BreakRule {
    * smbtorture smb2.oplock.exclusive5, batch13/14/16).
    */
   openOverwrite?: boolean;
+  /**
+   * Lease bits whose break the operation waits for (its acknowledgment or timeout). MS-FSA 2.1.4.12:
+   * a break of write caching (an exclusive oplock) is always waited for; a read-handle lease that
+   * loses R or H is not, except by OPEN_BREAK_H after a sharing violation (2.1.5.1.2) and by rename,
+   * link and delete (2.1.5.14, smbtorture lease.rename_wait), which need the handles closed first
+   * (smbtorture lease.breaking4: an overwrite breaks RH to none and goes on at once).
+   */
+  leaseWait: number;
 }
 
 /** OPEN (not overwriting), READ, FLUSH: BreakToTwo, BreakCacheState = WRITE_CACHING. */
-const BREAK_TO_TWO: BreakRule = { leaseMask: LEASE_W, batch: 'II', exclusive: 'II', levelII: null };
+const BREAK_TO_TWO: BreakRule = { leaseMask: LEASE_W, batch: 'II', exclusive: 'II', levelII: null, leaseWait: LEASE_W };
 /** OPEN with SUPERSEDE/OVERWRITE(_IF), WRITE, LOCK_CONTROL, set EOF: BreakToNone, R|W. */
-const BREAK_TO_NONE: BreakRule = { leaseMask: LEASE_R | LEASE_W, batch: 'none', exclusive: 'none', levelII: 'none' };
+const BREAK_TO_NONE: BreakRule = { leaseMask: LEASE_R | LEASE_W, batch: 'none', exclusive: 'none', levelII: 'none', leaseWait: LEASE_W };
 /**
  * OPEN_BREAK_H after a sharing violation (2.1.5.1.2) with the batch-oplock OPEN break that precedes the
  * sharing check: handle caching goes, a batch oplock drops to II.
  */
-const BREAK_HANDLE: BreakRule = { leaseMask: LEASE_H, batch: 'II', exclusive: null, levelII: null };
+const BREAK_HANDLE: BreakRule = { leaseMask: LEASE_H, batch: 'II', exclusive: null, levelII: null, leaseWait: LEASE_W | LEASE_H };
 /** Rename, link, delete, set security: HANDLE_CACHING, and a batch oplock breaks to none. */
-const BREAK_HANDLE_NONE: BreakRule = { leaseMask: LEASE_H, batch: 'none', exclusive: null, levelII: null };
+const BREAK_HANDLE_NONE: BreakRule = { leaseMask: LEASE_H, batch: 'none', exclusive: null, levelII: null, leaseWait: LEASE_W | LEASE_H };
 
 function oplockTarget(rule: BreakRule, level: OplockLevel): 'II' | 'none' | null {
   if (level === 'batch') return rule.batch;
@@ -663,13 +671,17 @@ function breakHolders(w: Work, file: string, stream: string, actorOpenId: number
   }
 }
 
-function breakLease(w: Work, l: Lease, group: Open[], rule: BreakRule): void {
+/**
+ * Breaks one lease as `rule` says (MS-SMB2 3.3.4.7; MS-FSA 2.1.4.12). `followUp`: the break queued
+ * behind one just acknowledged, which announces no new epoch (smbtorture lease.v2_breaking3).
+ */
+function breakLease(w: Work, l: Lease, group: Open[], rule: BreakRule, followUp = false): void {
   const current = l.breaking ? (l.breaking.next ?? l.breaking.to) : l.state;
   const target = leaseMinus(current, rule.leaseMask);
-  if (l.breaking !== undefined && (l.state & rule.leaseMask) !== 0) {
-    // A break is in flight and the state still held has bits this operation needs gone: wait for it.
-    w.waitFor.push({ kind: 'lease', clientGuid: l.clientGuid, leaseKey: l.leaseKey });
-  }
+  // MS-FSA 2.1.4.12: the operation waits while a break in flight still holds bits it needs gone, when
+  // those are bits it waits for (write caching always; handle caching for H breaks).
+  const waitInFlight = l.breaking !== undefined && (l.state & rule.leaseMask) !== 0 && (l.state & rule.leaseWait) !== 0;
+  if (waitInFlight) w.waitFor.push({ kind: 'lease', clientGuid: l.clientGuid, leaseKey: l.leaseKey });
   if (target === current) return;
   if (l.breaking !== undefined) {
     l.breaking.next = target;
@@ -699,10 +711,11 @@ function breakLease(w: Work, l: Lease, group: Open[], rule: BreakRule): void {
   const from = l.state;
   // MS-SMB2 3.3.4.7: breaking from R alone needs no acknowledgment; v2 leases announce a new epoch.
   const ackRequired = (from & (LEASE_H | LEASE_W)) !== 0;
-  if (l.version === 2) l.epoch += 1;
+  if (l.version === 2 && !followUp) l.epoch += 1;
   if (ackRequired) {
     l.breaking = { to: target, epoch: l.epoch, startedAt: w.now };
-    w.waitFor.push({ kind: 'lease', clientGuid: l.clientGuid, leaseKey: l.leaseKey });
+    // MS-FSA 2.1.4.12: waited for only when the lost bits include one the operation waits for.
+    if ((from & ~target & rule.leaseWait) !== 0) w.waitFor.push({ kind: 'lease', clientGuid: l.clientGuid, leaseKey: l.leaseKey });
   } else {
     l.state = target;
   }
@@ -1334,11 +1347,22 @@ function leaseArgs(cmd: Command): { clientGuid: string; leaseKey: string; now: n
   return { clientGuid: argStr(cmd, 'clientGuid'), leaseKey: argStr(cmd, 'leaseKey'), now: argTime(cmd, 'now') };
 }
 
-/** Starts the break queued behind one that just completed (BreakToLeaseState lowered meanwhile). */
+/**
+ * Starts the break queued behind one that just completed (BreakToLeaseState lowered meanwhile), with
+ * the epoch of the break it follows; the operations waiting for the first break keep waiting. A
+ * lease with handle caching that has to lose R as well goes to R first, and to none once that is
+ * acknowledged (Windows: RWH->RH acknowledged, RH->R, then R->none, all with one epoch: smbtorture
+ * lease.breaking3, lease.v2_breaking3).
+ */
 function followUpLeaseBreak(w: Work, l: Lease, next: number | undefined): void {
   if (next === undefined || (l.state & ~next) === 0) return;
+  const stage = (l.state & LEASE_H) !== 0 && (l.state & LEASE_R) !== 0 && (next & LEASE_R) === 0 ? LEASE_R : next;
   const group = w.opensOf(l.file).filter((o) => o.leaseKey === l.leaseKey && o.clientGuid === l.clientGuid);
-  breakLease(w, l, group, { leaseMask: l.state & ~next, batch: null, exclusive: null, levelII: null });
+  breakLease(w, l, group, { leaseMask: l.state & ~stage, batch: null, exclusive: null, levelII: null, leaseWait: 0 }, true);
+  if (stage !== next && l.breaking !== undefined) {
+    l.breaking.next = next;
+    w.touchLease(l);
+  }
 }
 
 /** MS-SMB2 3.3.5.22.2: Lease Break Acknowledgment. */
@@ -1356,10 +1380,15 @@ function leaseAckCmd(tx: ApplyTx, cmd: Command): CommandResult {
   w.touchLease(l);
   followUpLeaseBreak(w, l, next);
   w.flush();
-  return ok({ state: l.state, epoch: l.epoch, breaks: w.breaks, waitFor: w.waitFor, closed: w.closed });
+  // The response carries the acknowledged state (3.3.5.22.2), whatever a follow-up break does next.
+  return ok({ state, epoch: l.epoch, breaks: w.breaks, waitFor: w.waitFor, closed: w.closed });
 }
 
-/** MS-SMB2 3.3.2.5: an unacknowledged lease break completes as if acknowledged to its target. */
+/**
+ * MS-SMB2 3.3.2.5 / 3.3.6.5: a lease break left unacknowledged past the timer leaves the lease with
+ * no caching at all, whatever the break asked for (Windows: smbtorture lease.timeout finds the lease
+ * at NONE, and a later write breaks nothing of it).
+ */
 function leaseBreakTimeoutCmd(tx: ApplyTx, cmd: Command): CommandResult {
   const { clientGuid, leaseKey, now } = leaseArgs(cmd);
   const w = new Work(tx, now);
@@ -1368,7 +1397,7 @@ function leaseBreakTimeoutCmd(tx: ApplyTx, cmd: Command): CommandResult {
   if (now < l.breaking.startedAt + limits.metaLeaseBreakTimeoutMs) {
     refuse('invalid', `${cmd.t}: the break started at ${l.breaking.startedAt} is not due yet`);
   }
-  l.state = l.breaking.next ?? l.breaking.to;
+  l.state = LEASE_NONE;
   l.breaking = undefined;
   w.touchLease(l);
   // Durable (non-persistent) opens of the lease that are disconnected and lost handle caching go.

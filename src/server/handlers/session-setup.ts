@@ -196,9 +196,10 @@ async function establish(
     },
     'session established',
   );
-  // MS-SMB2 3.3.5.5.3: the final response of a 3.1.1 session setup is signed with the new signing key;
-  // for older dialects it is signed when signing is required.
-  const sign = s.keys && (neg.dialect === Dialect.SMB311 || s.signingRequired || signedRequest(ctx));
+  // MS-SMB2 3.3.5.5.3: the final response is signed with the new signing key whenever there is one
+  // (3.1.1 requires it; Windows does it for every dialect, and clients that require signing or
+  // encryption check it: smbclient -m SMB3_00 --client-protection=encrypt).
+  const sign = s.keys !== undefined;
   return {
     status: NtStatus.SUCCESS,
     body: sessionSetupResponse({ SessionFlags: sessionFlags, SecurityBuffer: token }),
