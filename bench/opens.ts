@@ -8,8 +8,8 @@
 // share (`--share NAME` without a path, `--state-dir DIR`: objects, log and cache under DIR).
 // Rows: open+close of an existing file on 1 and N connections (QD1 each, one file per connection),
 // create+close (FILE_CREATE + delete-on-close) on 1 and N, and the lease-break cycle of
-// bench/lib/opens-loops.ts. Then, per target, a fixed number of cycles under
-// `strace -f -y -T -e trace=fdatasync,fsync,...` (fsyncs per cycle, by file), and one run of Tessera (posix) under
+// bench/lib/opens-loops.ts. Then, per target, a fixed number of cycles under `strace -f -y -T -e
+// trace=fdatasync,fsync,...` (fsyncs per cycle, by file), and one run of Tessera (posix) under
 // `node --cpu-prof` (where its time goes). See bench/README.md, section "Opens and lease breaks".
 
 import { spawn, execFileSync } from 'node:child_process';
@@ -48,7 +48,7 @@ const usage = `usage: npx tsx bench/opens.ts [--seconds S] [--conns N] [--target
   --lease-cycle    how A gets RWH back after the break: upgrade (default: a second open with the same lease
                    key while A's first handle stays open, then closed) or reopen (A closes its handle and
                    opens again with the same lease key)
-  --strace-cycles  cycles per workload under strace (default 300; lease break: a third)
+  --strace-cycles  cycles per workload under strace (default 200; lease break: a third)
   --no-strace      skip the fsync count;  --no-profile  skip the CPU profile of Tessera
   --workdir        shares and server state (default: a fresh directory under ${tmpdir()}, removed unless --keep)
   --no-results-md  do not write the "opens" section of bench/RESULTS.md (JSON still goes to bench/out/)`;
@@ -88,7 +88,7 @@ function positive(v: string | undefined, dflt: number, what: string): number {
 
 const seconds = positive(flags.seconds, 3, 'seconds');
 const conns = Math.round(positive(flags.conns, 8, 'conns'));
-const straceCycles = Math.round(positive(flags['strace-cycles'], 300, 'strace-cycles'));
+const straceCycles = Math.round(positive(flags['strace-cycles'], 200, 'strace-cycles'));
 const leaseCycle = (flags['lease-cycle'] ?? 'upgrade') as LeaseCycle;
 if (leaseCycle !== 'upgrade' && leaseCycle !== 'reopen') fail('--lease-cycle must be upgrade or reopen');
 const timing = { warmupMs: 500, durationMs: seconds * 1000 };

@@ -40,6 +40,8 @@ export class NodeOpenTable {
   /** Local opens by table id: active ones and disconnected durable ones (which keep their handle). */
   private readonly local = new Map<number, Open>();
   private readonly waiters = new Set<Waiter>();
+  /** Break-starting proposals in progress, by session (ordered()). */
+  private readonly breakSteps = new Map<object, Set<Promise<unknown>>>();
   private readonly breakTimers = new Map<string, NodeJS.Timeout>();
   private scavengeTimer: NodeJS.Timeout | undefined;
   private readonly disconnectedUntil = new Map<number, number>();
@@ -228,6 +230,34 @@ export class NodeOpenTable {
     const t = this.breakTimers.get(k);
     if (t) clearTimeout(t);
     this.breakTimers.delete(k);
+  }
+
+  // ---- ordering: a break goes out before the answers to later requests of its session ----
+
+  /**
+   * Runs `work` (a proposal that starts breaks, and their delivery) as one of `key`'s (a session's)
+   * break-starting steps: creates of that session that arrive meanwhile are answered only after it
+   * (see settled()), as Windows sends a break before it answers the requests behind the one that
+   * caused it (smbtorture lease.rename_wait: the rename's break precedes the CREATE replies).
+   */
+  async ordered<T>(key: object, work: () => Promise<T>): Promise<T> {
+    const p = work();
+    let set = this.breakSteps.get(key);
+    if (set === undefined) this.breakSteps.set(key, (set = new Set()));
+    set.add(p);
+    try {
+      return await p;
+    } finally {
+      set.delete(p);
+      if (set.size === 0 && this.breakSteps.get(key) === set) this.breakSteps.delete(key);
+    }
+  }
+
+  /** Resolves once the break-starting steps `key` has in progress now are done; undefined if none. */
+  settled(key: object): Promise<void> | undefined {
+    const set = this.breakSteps.get(key);
+    if (set === undefined || set.size === 0) return undefined;
+    return Promise.allSettled([...set]).then(() => undefined);
   }
 
   // ---- waiting for breaks (MS-FSA 2.1.4.12: the operation waits for the acknowledgment) ----

@@ -57,7 +57,45 @@ export function statusForRefusal(code: MetaErrorCode): number {
  * driver handle kept here, until it is reclaimed or times out. Returns the status of a
  * delete-on-close (a non-empty directory cannot be deleted: MS-FSA 2.1.5.4).
  */
-export async function endOpen(server: Server, open: Open, mode: 'close' | 'disconnect'): Promise<number> {
+export function endOpen(server: Server, open: Open, mode: 'close' | 'disconnect'): Promise<number> {
+  const p = endOpenNow(server, open, mode);
+  const file = open.file;
+  if (file === undefined) return p;
+  // Tracked from its first step on, so a create that meets this file delete-pending meanwhile can
+  // wait for it (openEndsSettled).
+  let byFile = ending.get(server);
+  if (byFile === undefined) ending.set(server, (byFile = new Map()));
+  const set = byFile.get(file) ?? new Set<Promise<unknown>>();
+  byFile.set(file, set);
+  set.add(p);
+  const done = (): void => {
+    set.delete(p);
+    if (set.size === 0 && byFile.get(file) === set) byFile.delete(file);
+  };
+  p.then(done, done);
+  return p;
+}
+
+/** endOpen calls in flight, by the open table's file id. */
+const ending = new WeakMap<Server, Map<string, Set<Promise<unknown>>>>();
+
+/**
+ * Resolves once the opens of `file` whose end was in flight when called (a CLOSE, or the teardown of a
+ * lost connection) have ended, with whether there were any. A create that finds the file
+ * delete-pending waits for them and starts again from the name: the last handle of a
+ * delete-on-close file may have been going away while the create ran, and the file is gone now
+ * (MS-FSA 2.1.5.4: the delete happens when the last open is closed). Without this, a client that
+ * drops its connection and opens the same name at once on another one can see STATUS_DELETE_PENDING
+ * (smbtorture smb2.oplock.exclusive6 then exclusive9).
+ */
+export async function openEndsSettled(server: Server, file: string): Promise<boolean> {
+  const set = ending.get(server)?.get(file);
+  if (set === undefined || set.size === 0) return false;
+  await Promise.allSettled([...set]);
+  return true;
+}
+
+async function endOpenNow(server: Server, open: Open, mode: 'close' | 'disconnect'): Promise<number> {
   server.log.debug({ open: open.tableId, path: open.path, mode, closed: open.closed }, 'ending open');
   if (open.closed) return NtStatus.SUCCESS;
   open.closed = true;
@@ -112,9 +150,12 @@ export async function breakForDeleteOnClose(server: Server, open: Open, wait: bo
   const table = server.openTable;
   try {
     if (!table.client.breakNeeded(open.tableId, 'handle')) return;
-    const r = await table.client.breakFor(open.tableId, 'handle', table.now());
+    const r = await table.ordered(open.session, async () => {
+      const b = await table.client.breakFor(open.tableId!, 'handle', table.now());
+      if (b.ok) await table.apply(b);
+      return b;
+    });
     if (!r.ok) return;
-    await table.apply(r);
     if (wait) await table.waitBreaks(r.waitFor);
   } catch (err) {
     server.log.warn({ err, path: open.path }, 'open table: breaking handle caching for delete-on-close failed');
@@ -208,9 +249,12 @@ export async function breakForSetInfo(server: Server, open: Open, op: 'size' | '
   const table = server.openTable;
   const kind = op === 'size' ? 'write' : 'handle';
   if (!table.client.breakNeeded(open.tableId, kind)) return;
-  const r = await table.client.breakFor(open.tableId, kind, table.now());
+  const r = await table.ordered(open.session, async () => {
+    const b = await table.client.breakFor(open.tableId!, kind, table.now());
+    if (b.ok) await table.apply(b);
+    return b;
+  });
   if (!r.ok) return;
-  await table.apply(r);
   await table.waitBreaks(r.waitFor, signal);
 }
 
@@ -230,9 +274,7 @@ export async function renameGate(server: Server, open: Open, targetPath: string,
   // MS-FSA 2.1.4.12 case SET_INFORMATION (FileRenameInformation), first of all: other holders of
   // the file lose handle caching, and the rename waits for their acknowledgments (smbtorture
   // lease.rename_wait: the break goes out before later requests on the connection are answered).
-  server.log.debug({ path: open.path }, 'TMPDBG renameGate start');
   await breakForSetInfo(server, open, 'handle');
-  server.log.debug({ path: open.path }, 'TMPDBG renameGate after break');
   if (open.kind === 'directory') {
     const prefix = open.path.toUpperCase() + '/';
     for (const s of server.sessionsOpenOn(share)) {

@@ -28,6 +28,11 @@ export interface ShareContext {
   readonly meta: MetaStore;
   readonly streams: StreamStore;
   readonly readOnly: boolean;
+  /**
+   * Exact times recorded in the sidecar so far (any object): a handle that has seen the current count
+   * knows no record was made since it last looked, and its writes skip the sidecar.
+   */
+  readonly timesRecorded: { count: number };
 }
 
 /**
@@ -131,6 +136,8 @@ export class PosixHandle implements IosHandle {
   private snapshot: string[] | undefined;
   /** Automatic time updates this handle stopped (spi.ts "Times"). */
   private readonly userSet: UserSetTimes = { lastAccess: false, lastWrite: false, change: false };
+  /** ShareContext.timesRecorded.count when this handle last made sure its object holds no stale record. */
+  private timesSeen = -1;
 
   constructor(
     private readonly ctx: ShareContext,
@@ -169,8 +176,10 @@ export class PosixHandle implements IosHandle {
     if (this.isDirectory) throw new IosError('EISDIR', 'write on a directory');
     this.checkWritable();
     // The host stamps mtime and ctime itself; a handle that stopped those updates puts them back.
-    if (!this.keepsTimes()) return writeAt(this.fh, offset, data);
-    return this.keepingTimes(() => writeAt(this.fh, offset, data));
+    if (this.keepsTimes()) return this.keepingTimes(() => writeAt(this.fh, offset, data));
+    const n = await writeAt(this.fh, offset, data);
+    if (this.timesSeen !== this.ctx.timesRecorded.count) await this.dropRecordedTimes();
+    return n;
   }
 
   async flush(): Promise<void> {
@@ -197,7 +206,10 @@ export class PosixHandle implements IosHandle {
       }
     };
     if (this.keepsTimes()) await this.keepingTimes(cut);
-    else await cut();
+    else {
+      await cut();
+      if (this.timesSeen !== this.ctx.timesRecorded.count) await this.dropRecordedTimes();
+    }
     // MS-FSA 2.1.5.15.4: an end of file below a requested allocation releases what lies beyond it.
     const allocation = this.ctx.meta.get(this.fileId, this.birthNs)?.allocation;
     if (allocation !== undefined && allocation > size) {
@@ -287,6 +299,21 @@ export class PosixHandle implements IosHandle {
     );
   }
 
+  /**
+   * After a write or truncate by a handle that stopped no updates: exact times recorded for the object
+   * no longer hold (the host's new mtime and ctime do). The host ctime guard alone can miss a write
+   * made within the same clock tick as the record (Linux stamps file times at jiffy resolution).
+   */
+  private async dropRecordedTimes(): Promise<void> {
+    this.timesSeen = this.ctx.timesRecorded.count;
+    const recorded = this.ctx.meta.get(this.fileId, this.birthNs)?.times;
+    if (recorded === undefined) return;
+    // The write moved LastWriteTime and ChangeTime (the host's now); LastAccessTime stays exact.
+    const st = await this.stat();
+    const times = { lastAccessNs: recorded.lastAccessNs, lastWriteNs: st.mtimeNs, changeNs: st.ctimeNs, hostCtimeNs: st.ctimeNs };
+    await this.ctx.meta.update(this.fileId, this.birthNs, { times });
+  }
+
   /** False when this handle stopped the updates a write makes (lastWrite or change). */
   private keepsTimes(): boolean {
     return this.userSet.lastWrite || this.userSet.change;
@@ -323,6 +350,7 @@ export class PosixHandle implements IosHandle {
     const st = await this.stat();
     patch.times = { lastAccessNs: t.lastAccessNs, lastWriteNs: t.lastWriteNs, changeNs: t.changeNs ?? st.ctimeNs, hostCtimeNs: st.ctimeNs };
     await this.ctx.meta.update(this.fileId, this.birthNs, patch);
+    this.ctx.timesRecorded.count++;
   }
 
   private async stat(): Promise<BigIntStats> {

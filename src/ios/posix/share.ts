@@ -120,6 +120,7 @@ async function lstatOrUndefined(abs: string): Promise<BigIntStats | undefined> {
 export class PosixShare implements IosShare, ShareContext {
   private readonly names = new NameIndexCache(limits.nameCacheDirectoriesMax);
   private closed = false;
+  readonly timesRecorded = { count: 0 };
 
   private constructor(
     private readonly rootAbs: string,

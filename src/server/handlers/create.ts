@@ -153,6 +153,9 @@ function openPipe(ctx: RequestContext, req: CreateRequest): Reply {
 const RESTART: Reply = { status: NtStatus.SUCCESS, noResponse: true };
 
 async function openFile(ctx: RequestContext, req: CreateRequest, tree: Tree): Promise<Reply> {
+  // A break an earlier request of this session started goes out before this create is answered.
+  const fence = ctx.conn.server.openTable.settled(ctx.session!);
+  if (fence !== undefined) await fence;
   for (let i = 0; i < 3; i++) {
     const r = await openFileOnce(ctx, req, tree);
     if (r !== RESTART) return r;
