@@ -13,6 +13,7 @@ import {
   planBreaks,
   testLock,
   type BreakNotice,
+  type BreakOp,
   type DurableKind,
   type Lease,
   type Open,
@@ -21,7 +22,7 @@ import {
   type WaitItem,
 } from './families/opens.js';
 
-export type { BreakNotice, DurableKind, Lease, Open, OplockLevel, U64, WaitItem, MetaErrorCode };
+export type { BreakNotice, BreakOp, DurableKind, Lease, Open, OplockLevel, U64, WaitItem, MetaErrorCode };
 
 /** A refusal by the state machine: `code` says which (families/opens.ts documents each). */
 export interface Refused {
@@ -159,7 +160,7 @@ export class OpenTableClient {
     return unwrap<{ disconnected: number[]; closed: number[]; more: boolean }>(await this.meta.propose({ t: 'open.node-down', node, inc, now }));
   }
 
-  async breakFor(openId: number, op: 'read' | 'write' | 'handle', now: number): Promise<({ ok: true } & BreakEffects) | Refused> {
+  async breakFor(openId: number, op: BreakOp, now: number): Promise<({ ok: true } & BreakEffects) | Refused> {
     return unwrap<BreakEffects>(await this.meta.propose({ t: 'open.break', openId, op, now }));
   }
 
@@ -214,7 +215,7 @@ export class OpenTableClient {
   }
 
   /** Would an operation of kind `op` on this open break someone's caching? */
-  breakNeeded(openId: number, op: 'read' | 'write' | 'handle'): boolean {
+  breakNeeded(openId: number, op: BreakOp): boolean {
     return this.meta.read((tx) => planBreaks(tx, openId, op));
   }
 

@@ -91,6 +91,7 @@ const ending = new WeakMap<Server, Map<string, Set<Promise<unknown>>>>();
 export async function openEndsSettled(server: Server, file: string): Promise<boolean> {
   const set = ending.get(server)?.get(file);
   if (set === undefined || set.size === 0) return false;
+  server.log.debug({ file, ending: set.size }, 'create waits for opens being closed');
   await Promise.allSettled([...set]);
   return true;
 }
@@ -140,26 +141,36 @@ async function endOpenNow(server: Server, open: Open, mode: 'close' | 'disconnec
 
 /**
  * An open with delete-on-close that ends (CLOSE, TREE_DISCONNECT, LOGOFF, a lost connection) deletes
- * its file once the other opens are gone: other holders lose handle caching first, as a delete
- * through FileDispositionInformation breaks it (MS-FSA 2.1.4.12 case SET_INFORMATION; Windows and
- * Samba send RH->R: smbtorture lease.unlink, lease.initial_delete_*). A CLOSE waits for the
+ * its file once the other opens are gone: other holders' leases lose handle caching first, as a
+ * delete through FileDispositionInformation breaks it (MS-FSA 2.1.4.12 case SET_INFORMATION; Windows
+ * and Samba send RH->R: smbtorture lease.unlink, lease.initial_delete_*). A CLOSE waits for the
  * acknowledgments (or their timeout); a lost connection only sends the breaks.
  */
 export async function breakForDeleteOnClose(server: Server, open: Open, wait: boolean): Promise<void> {
-  if (open.tableId === undefined || open.kind === 'pipe') return;
-  const table = server.openTable;
+  if (open.kind === 'pipe') return;
   try {
-    if (!table.client.breakNeeded(open.tableId, 'handle')) return;
-    const r = await table.ordered(open.session, async () => {
-      const b = await table.client.breakFor(open.tableId!, 'handle', table.now());
-      if (b.ok) await table.apply(b);
-      return b;
-    });
-    if (!r.ok) return;
-    if (wait) await table.waitBreaks(r.waitFor);
+    await breakLeaseHandles(server, open, wait);
   } catch (err) {
     server.log.warn({ err, path: open.path }, 'open table: breaking handle caching for delete-on-close failed');
   }
+}
+
+/**
+ * Other holders of the open's file (stream) lose the handle caching of their leases (MS-FSA
+ * 2.1.4.12, HANDLE_CACHING; MS-SMB2 3.3.4.7); with `wait`, resolves once the breaks are acknowledged
+ * or timed out (or `signal` aborts). Oplocks are not touched. Used by a rename (renameGate) and by
+ * delete-on-close; set-info.ts may call it for FileLinkInformation the same way.
+ */
+export async function breakLeaseHandles(server: Server, open: Open, wait: boolean, signal?: AbortSignal): Promise<void> {
+  if (open.tableId === undefined) return;
+  const table = server.openTable;
+  if (!table.client.breakNeeded(open.tableId, 'lease-handle')) return;
+  const r = await table.ordered(open.session, async () => {
+    const b = await table.client.breakFor(open.tableId!, 'lease-handle', table.now());
+    if (b.ok) await table.apply(b);
+    return b;
+  });
+  if (r.ok && wait) await table.waitBreaks(r.waitFor, signal);
 }
 
 /** The table closed a disconnected open on its own (expiry, takeover, purge): free what it held. */
@@ -271,10 +282,11 @@ export async function renameGate(server: Server, open: Open, targetPath: string,
   const share = open.tree.share;
   const ios = share.ios;
   if (!ios || open.tableId === undefined) return undefined;
-  // MS-FSA 2.1.4.12 case SET_INFORMATION (FileRenameInformation), first of all: other holders of
-  // the file lose handle caching, and the rename waits for their acknowledgments (smbtorture
-  // lease.rename_wait: the break goes out before later requests on the connection are answered).
-  await breakForSetInfo(server, open, 'handle');
+  // MS-FSA 2.1.4.12 case SET_INFORMATION (FileRenameInformation), first of all: other holders' leases
+  // on the file lose handle caching, and the rename waits for their acknowledgments (smbtorture
+  // lease.rename_wait, lease.v2_rename; the break goes out before later requests of the session are
+  // answered). Oplocks are left to the oplock rules of the rename.
+  await breakLeaseHandles(server, open, true);
   if (open.kind === 'directory') {
     const prefix = open.path.toUpperCase() + '/';
     for (const s of server.sessionsOpenOn(share)) {

@@ -1,6 +1,6 @@
 // Ad-hoc: runs smbtorture suites against Tessera (posix) or Samba and prints pass/total per suite
 // plus failing test names. Usage: tsx test/conformance/baseline.ts tessera|samba suite...
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, startSamba, startTessera } from '../helpers/servers.js';
@@ -27,4 +27,5 @@ try {
   }
 } finally {
   await server.stop();
+  rmSync(shareDir, { recursive: true, force: true });
 }

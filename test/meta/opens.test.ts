@@ -159,20 +159,25 @@ describe('leases (MS-SMB2 3.3.5.9.8, 3.3.5.9.11, 3.3.4.7, 3.3.5.22.2)', () => {
     expect(b.breaks).toEqual([]);
     expect(b.lease).toMatchObject({ key: 'L2', state: LEASE_R | LEASE_H, epoch: 1 });
 
-    // An overwriting open breaks both RH leases to none, each with a new epoch.
-    const c0 = t.ok(create({ clientGuid: 'c3', overwrite: true, oplock: 'lease', lease: lease('L3', 7) }));
-    expect(c0.status).toBe('break-required');
-    expect(c0.breaks.map((x: { leaseKey: string; to: number; epoch: number }) => [x.leaseKey, x.to, x.epoch])).toEqual([
-      ['L1', 0, 13],
-      ['L2', 0, 2],
-    ]);
-    expect(c0.waitFor).toHaveLength(2);
-    t.ok({ t: 'lease.ack', clientGuid: 'c1', leaseKey: 'L1', state: 0, now: 1_200 });
-    t.ok({ t: 'lease.ack', clientGuid: 'c2', leaseKey: 'L2', state: 0, now: 1_200 });
-    // After the breaks nobody caches; two other opens remain, so no W: the opener gets RH.
+    // An overwriting open breaks both RH leases to none, each with a new epoch; the breaks need
+    // acknowledgments, but the open does not wait for them (MS-FSA 2.1.4.12: only write caching is
+    // waited for; Windows: smbtorture lease.breaking4).
     const c = t.ok(create({ clientGuid: 'c3', overwrite: true, oplock: 'lease', lease: lease('L3', 7) }));
     expect(c.status).toBe('ok');
+    expect(c.breaks.map((x: { leaseKey: string; to: number; epoch: number; ackRequired: boolean }) => [x.leaseKey, x.to, x.epoch, x.ackRequired])).toEqual([
+      ['L1', 0, 13, true],
+      ['L2', 0, 2, true],
+    ]);
+    expect(c.waitFor).toEqual([]);
+    // Judged by what the breaks leave (nobody caches) and two other opens remain: no W, so RH.
     expect(c.lease.state).toBe(LEASE_R | LEASE_H);
+    expect(getLease(t.tx, 'c1', 'L1')).toMatchObject({ state: 3, breaking: { to: 0, epoch: 13 } });
+    // Another overwrite while those breaks are in flight neither breaks L1 or L2 again nor waits (it
+    // breaks the opener's new RH lease, L3, the same way).
+    const d = t.ok(create({ clientGuid: 'c4', overwrite: true }));
+    expect(d).toMatchObject({ status: 'ok', waitFor: [] });
+    expect(d.breaks.map((x: { leaseKey: string; from: number; to: number }) => [x.leaseKey, x.from, x.to])).toEqual([['L3', 3, 0]]);
+    expect(t.ok({ t: 'lease.ack', clientGuid: 'c1', leaseKey: 'L1', state: 0, now: 1_200 })).toMatchObject({ state: 0, breaks: [] });
   });
 
   it('breaking R alone needs no acknowledgment', () => {
@@ -225,24 +230,39 @@ describe('leases (MS-SMB2 3.3.5.9.8, 3.3.5.9.11, 3.3.4.7, 3.3.5.22.2)', () => {
     expect(t.ok(create({ file: 'dir/2', directory: true, oplock: 'batch' })).oplock).toBe('none');
   });
 
-  it('a lease break that is never acknowledged completes at its timeout (MS-SMB2 3.3.2.5)', () => {
+  it('a lease break that is never acknowledged leaves the lease at NONE at its timeout (MS-SMB2 3.3.2.5)', () => {
     const t = new Table();
     t.ok(create({ oplock: 'lease', lease: lease('L1', 7) }));
     t.ok(create({ clientGuid: 'c2', now: 2_000 }));
     expect(t.code({ t: 'lease.break-timeout', clientGuid: 'c1', leaseKey: 'L1', now: 2_001 })).toBe('invalid'); // not due
-    expect(t.ok({ t: 'lease.break-timeout', clientGuid: 'c1', leaseKey: 'L1', now: 40_000 })).toMatchObject({ completed: true, state: 3 });
-    expect(getLease(t.tx, 'c1', 'L1')).toMatchObject({ state: 3 });
+    // Whatever the break asked for (RH here), as Windows does: smbtorture lease.timeout.
+    expect(t.ok({ t: 'lease.break-timeout', clientGuid: 'c1', leaseKey: 'L1', now: 40_000 })).toMatchObject({ completed: true, state: 0 });
+    expect(getLease(t.tx, 'c1', 'L1')).toMatchObject({ state: 0 });
+    expect(getLease(t.tx, 'c1', 'L1')?.breaking).toBeUndefined();
   });
 
-  it('a break asked for during another break is sent after the first is acknowledged', () => {
+  it('a break asked for during another break follows it: RH -> R, then R -> none, with one epoch', () => {
     const t = new Table();
-    t.ok(create({ oplock: 'lease', lease: lease('L1', 7) }));
-    t.ok(create({ clientGuid: 'c2' })); // RWH -> RH in flight
+    t.ok(create({ oplock: 'lease', lease: lease('L1', 7, 0x11) }));
+    const b = t.ok(create({ clientGuid: 'c2' })); // RWH -> RH in flight
+    expect(b.breaks[0]).toMatchObject({ from: 7, to: 3, epoch: 0x13 });
     const c = t.ok(create({ clientGuid: 'c3', overwrite: true })); // wants none
     expect(c.breaks).toEqual([]);
     expect(c.waitFor).toEqual([{ kind: 'lease', clientGuid: 'c1', leaseKey: 'L1' }]);
+    // Windows (smbtorture lease.breaking3, v2_breaking3): the acknowledgment to RH is answered with
+    // RH, then RH -> R needs one more acknowledgment, then R -> none needs none; the epoch stays.
     const ack = t.ok({ t: 'lease.ack', clientGuid: 'c1', leaseKey: 'L1', state: 3, now: 3_000 });
-    expect(ack.breaks).toEqual([expect.objectContaining({ leaseKey: 'L1', from: 3, to: 0, ackRequired: true })]);
+    expect(ack.state).toBe(3);
+    expect(ack.breaks).toEqual([expect.objectContaining({ leaseKey: 'L1', from: 3, to: 1, epoch: 0x13, ackRequired: true })]);
+    expect(getLease(t.tx, 'c1', 'L1')?.breaking).toMatchObject({ to: 1, next: 0 });
+    const ack2 = t.ok({ t: 'lease.ack', clientGuid: 'c1', leaseKey: 'L1', state: 1, now: 3_100 });
+    expect(ack2.state).toBe(1);
+    expect(ack2.breaks).toEqual([expect.objectContaining({ leaseKey: 'L1', from: 1, to: 0, epoch: 0x13, ackRequired: false })]);
+    expect(getLease(t.tx, 'c1', 'L1')).toMatchObject({ state: 0 });
+    expect(getLease(t.tx, 'c1', 'L1')?.breaking).toBeUndefined();
+    // The waiting opens, proposed again, break nothing more and are granted.
+    expect(t.ok(create({ clientGuid: 'c2' }))).toMatchObject({ status: 'ok', breaks: [], waitFor: [] });
+    expect(t.ok(create({ clientGuid: 'c3', overwrite: true }))).toMatchObject({ status: 'ok', breaks: [], waitFor: [] });
   });
 });
 

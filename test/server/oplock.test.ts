@@ -172,3 +172,27 @@ describe('SET_INFO and oplocks (MS-FSA 2.1.4.12 case SET_INFORMATION)', () => {
     c1.destroy();
   });
 });
+
+describe('a delete-pending file whose last open is going away', () => {
+  it('is opened again by name once that open has ended: no STATUS_DELETE_PENDING from a teardown still in flight', async () => {
+    for (let round = 0; round < 10; round++) {
+      const c0 = await Smb2Client.open(base);
+      const c1 = await Smb2Client.open(base);
+      const c2 = await Smb2Client.open(base);
+      const name = `teardown-${round}.dat`;
+      await c0.create({ name, desiredAccess: RW, shareAccess: ALL });
+      const del = await c1.create({ name, desiredAccess: Access.DELETE, shareAccess: ALL, createOptions: CreateOption.DELETE_ON_CLOSE });
+      await c1.closeFile(del.FileId); // not the last open: the file is now delete-pending
+      expect(await statusOf(c2.create({ name, desiredAccess: Access.READ_DATA, shareAccess: ALL, disposition: Disposition.OPEN }))).toBe(Status.DELETE_PENDING);
+      // The last open goes with its connection, and the file with it. A new connection (three round
+      // trips: the server has seen the old one go) opens the name while that teardown may still run.
+      c0.destroy();
+      const c3 = await Smb2Client.open(base);
+      const again = await c3.create({ name, desiredAccess: RW, shareAccess: ALL, disposition: Disposition.OPEN_IF });
+      expect(again.CreateAction).toBe(2); // FILE_CREATED: the old file was deleted first
+      c1.destroy();
+      c2.destroy();
+      c3.destroy();
+    }
+  });
+});

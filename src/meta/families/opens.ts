@@ -626,6 +626,17 @@ const BREAK_TO_NONE: BreakRule = { leaseMask: LEASE_R | LEASE_W, batch: 'none', 
 const BREAK_HANDLE: BreakRule = { leaseMask: LEASE_H, batch: 'II', exclusive: null, levelII: null, leaseWait: LEASE_W | LEASE_H };
 /** Rename, link, delete, set security: HANDLE_CACHING, and a batch oplock breaks to none. */
 const BREAK_HANDLE_NONE: BreakRule = { leaseMask: LEASE_H, batch: 'none', exclusive: null, levelII: null, leaseWait: LEASE_W | LEASE_H };
+/**
+ * Handle caching of leases only, waited for: a rename and a delete-on-close that takes effect (the
+ * server's 'lease-handle' op; oplocks are left to the operation's own rules).
+ */
+const BREAK_LEASE_HANDLE: BreakRule = { leaseMask: LEASE_H, batch: null, exclusive: null, levelII: null, leaseWait: LEASE_W | LEASE_H };
+
+/** The operations open.break knows (see breakCmd). */
+export type BreakOp = 'read' | 'write' | 'handle' | 'lease-handle';
+const BREAK_OPS = ['read', 'write', 'handle', 'lease-handle'] as const;
+const ruleForOp = (op: BreakOp): BreakRule =>
+  op === 'read' ? BREAK_TO_TWO : op === 'write' ? BREAK_TO_NONE : op === 'handle' ? BREAK_HANDLE_NONE : BREAK_LEASE_HANDLE;
 
 function oplockTarget(rule: BreakRule, level: OplockLevel): 'II' | 'none' | null {
   if (level === 'batch') return rule.batch;
@@ -1459,27 +1470,27 @@ function oplockBreakTimeoutCmd(tx: ApplyTx, cmd: Command): CommandResult {
 /**
  * Breaks other holders' caching for an operation on an open (MS-FSA 2.1.4.12): 'read' (READ, FLUSH:
  * write caching), 'write' (WRITE, set EOF/allocation, zero data: read and write caching), 'handle'
- * (rename, link, delete, set security: handle caching, batch to none). See planBreaks() for a check
- * the server can make before proposing.
+ * (rename, link, delete, set security: handle caching, batch to none), 'lease-handle' (handle
+ * caching of leases only). See planBreaks() for a check the server can make before proposing.
  */
 function breakCmd(tx: ApplyTx, cmd: Command): CommandResult {
   const id = argId(cmd, 'openId');
-  const op = oneOf(cmd, 'op', cmd.op, ['read', 'write', 'handle'] as const);
+  const op = oneOf(cmd, 'op', cmd.op, BREAK_OPS);
   const w = new Work(tx, argTime(cmd, 'now'));
   const o = w.open(id);
   if (o === undefined) refuse('not-found', `${cmd.t}: no open ${id}`);
-  const rule = op === 'read' ? BREAK_TO_TWO : op === 'write' ? BREAK_TO_NONE : BREAK_HANDLE_NONE;
+  const rule = ruleForOp(op);
   breakHolders(w, o.file, o.stream, o.openId, o.leaseKey === undefined ? undefined : leaseId(o.clientGuid, o.leaseKey), rule);
   w.flush();
   return ok({ breaks: w.breaks, waitFor: w.waitFor, closed: w.closed });
 }
 
 /** True if open.break with this op would change anything (so the server proposes only then). */
-export function planBreaks(tx: ReadTx, openId: number, op: 'read' | 'write' | 'handle'): boolean {
+export function planBreaks(tx: ReadTx, openId: number, op: BreakOp): boolean {
   const o = getOpen(tx, openId);
   if (o === undefined) return false;
   const mine = o.leaseKey === undefined ? undefined : leaseId(o.clientGuid, o.leaseKey);
-  const rule = op === 'read' ? BREAK_TO_TWO : op === 'write' ? BREAK_TO_NONE : BREAK_HANDLE_NONE;
+  const rule = ruleForOp(op);
   for (const x of opensOfFile(tx, o.file)) {
     if (x.stream !== o.stream) continue;
     if (x.openId === o.openId) {

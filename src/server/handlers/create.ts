@@ -6,7 +6,7 @@
 // Persistent handles stay unadvertised (the cluster issue honours them).
 
 import { limits } from '../../base/limits.js';
-import { IosError, FILE_ATTR_SETTABLE, FileAttr, type FileInfo, type IosHandle, type OpenResult } from '../../ios/spi.js';
+import { IosError, FILE_ATTR_SETTABLE, FileAttr, type EaEntry, type FileInfo, type IosHandle, type OpenResult } from '../../ios/spi.js';
 import { NtStatus } from '../../protocol/ntstatus.js';
 import {
   AccessMask,
@@ -22,7 +22,8 @@ import {
   type CreateContextOut,
   type CreateRequest,
 } from '../../protocol/create.js';
-import { encodeMaximalAccessResponse, encodeQueryOnDiskIdResponse, decodeAllocationSize } from '../../protocol/create-contexts.js';
+import { encodeMaximalAccessResponse, encodeQueryOnDiskIdResponse, decodeAllocationSize, decodeEaBuffer } from '../../protocol/create-contexts.js';
+import { checkEaList } from '../../protocol/fscc/ea.js';
 import type { Reply, RequestContext } from '../context.js';
 import { hasAny, mapGenericAccess, parentOf, parseSmbPath, WRITE_ACCESS_BITS, wireAttributes, wireTimes } from '../files.js';
 import type { Open, Session, Tree } from '../state.js';
@@ -65,8 +66,12 @@ const ACTION_FOR: Record<OpenResult['action'], number> = {
 };
 
 // MS-SMB2 3.3.5.9: FILE_RESERVE_OPFILTER is not supported by SMB2 servers; FILE_OPEN_BY_FILE_ID is
-// refused until opens by id are served.
-const OPTIONS_NOT_SUPPORTED = 0x00100000 | 0x00002000;
+// refused until opens by id are served; FILE_COMPLETE_IF_OPLOCKED is not supported either (as
+// Windows answers: smbtorture smb2.create.gentest).
+const OPTIONS_NOT_SUPPORTED = 0x00100000 | 0x00002000 | 0x00000080;
+/** MS-FSA 2.1.5.1: FILE_ATTRIBUTE_VOLUME (0x8), FILE_ATTRIBUTE_DEVICE (0x40), INTEGRITY_STREAM (0x8000)
+ *  and the bits above 0xffff are invalid in a create. */
+const ATTRIBUTES_VALID_MASK = 0x00007fb7;
 const OPTIONS_VALID_MASK = 0x00ffffff;
 
 export async function handleCreate(ctx: RequestContext): Promise<Reply> {
@@ -96,7 +101,7 @@ export async function handleCreate(ctx: RequestContext): Promise<Reply> {
   }
   if (req.DesiredAccess & 0x0ce0fe00) return { status: NtStatus.ACCESS_DENIED }; // MS-SMB2 3.3.5.9: reserved access bits
   // MS-FSA 2.1.5.1: attribute bits outside the defined set are invalid.
-  if (req.FileAttributes & ~0x0003ffff) return { status: NtStatus.INVALID_PARAMETER };
+  if (req.FileAttributes & ~ATTRIBUTES_VALID_MASK) return { status: NtStatus.INVALID_PARAMETER };
   if (session.opens.size >= limits.opensPerSessionMax) return { status: NtStatus.INSUFFICIENT_RESOURCES };
 
   if (tree.share.type === 'ipc') return openPipe(ctx, req);
@@ -202,8 +207,19 @@ async function openFileOnce(ctx: RequestContext, req: CreateRequest, tree: Tree)
     return { status: NtStatus.ACCESS_DENIED };
   }
 
+  // MS-SMB2 3.3.5.9.4: a TWrp context asks for a previous version of the file; this server keeps none.
+  if (findCreateContext(req.CreateContexts, CreateContextName.TIMEWARP_TOKEN)) return { status: NtStatus.OBJECT_NAME_NOT_FOUND };
   const sdContext = findCreateContext(req.CreateContexts, CreateContextName.SD_BUFFER);
-  if (findCreateContext(req.CreateContexts, CreateContextName.EA_BUFFER)) return { status: NtStatus.EAS_NOT_SUPPORTED };
+  // MS-SMB2 2.2.13.2.2 / MS-FSA 2.1.5.1: EAs for the created or overwritten file, checked as SET_INFO
+  // FileFullEaInformation checks them (empty values are dropped).
+  const eaContext = findCreateContext(req.CreateContexts, CreateContextName.EA_BUFFER);
+  let eas: EaEntry[] | undefined;
+  if (eaContext) {
+    const checked = checkEaList(decodeEaBuffer(eaContext.Data));
+    if (!checked.ok) return { status: checked.status };
+    eas = checked.eas.filter((ea) => ea.EaValue.length > 0).map((ea) => ({ name: ea.EaName, flags: ea.Flags, value: ea.EaValue }));
+    if (eas.length === 0) eas = undefined;
+  }
   const alloc = findCreateContext(req.CreateContexts, CreateContextName.ALLOCATION_SIZE);
   let allocationSize: number | undefined;
   if (alloc) {
@@ -250,7 +266,7 @@ async function openFileOnce(ctx: RequestContext, req: CreateRequest, tree: Tree)
     const check = fileAccessCheck({ sd, parentSd, token, desired: need | (req.DesiredAccess & AccessMask.MAXIMUM_ALLOWED) });
     if (!check.ok) return refuse(check.privilegeNotHeld ? NtStatus.PRIVILEGE_NOT_HELD : NtStatus.ACCESS_DENIED);
     if (req.DesiredAccess & AccessMask.MAXIMUM_ALLOWED) granted = check.granted & tree.maximalAccess;
-    else granted = desired | (check.granted & AccessMask.FILE_READ_ATTRIBUTES);
+    else granted = desired;
     if (overwrites && handle.isDirectory) return refuse(NtStatus.INVALID_PARAMETER);
     try {
       info = await handle.info();
@@ -279,7 +295,11 @@ async function openFileOnce(ctx: RequestContext, req: CreateRequest, tree: Tree)
       try {
         // MS-FSA 2.1.5.1.2.1: overwrite/supersede cut the data and take the requested attributes.
         await handle.truncate(0);
-        await handle.setInfo({ attributes });
+        await handle.setInfo({ attributes, ...(allocationSize !== undefined ? { allocationSize } : {}) });
+        if (eas !== undefined) {
+          if (handle.setEas === undefined) throw new IosError('EINVAL', 'the share keeps no EAs');
+          await handle.setEas(eas);
+        }
         info = await handle.info();
       } catch (err) {
         await server.openTable.client.close(a.grant.openId, server.openTable.now()).catch(() => undefined);
@@ -313,6 +333,7 @@ async function openFileOnce(ctx: RequestContext, req: CreateRequest, tree: Tree)
         attributes,
         securityDescriptor: sd,
         ...(allocationSize !== undefined ? { allocationSize } : {}),
+        ...(eas !== undefined ? { eas } : {}),
       });
     } catch (err) {
       // Another client created the name between our lookup and our create: a disposition that may
