@@ -109,7 +109,8 @@ async function endOpenNow(server: Server, open: Open, mode: 'close' | 'disconnec
   const table = server.openTable;
   let last = true;
   let lastOnStream = true;
-  if (open.deleteOnClose) await breakForDeleteOnClose(server, open, mode === 'close');
+  // A LOGOFF ends the session first: its client cannot acknowledge on it any more, so no waiting then.
+  if (open.deleteOnClose) await breakForDeleteOnClose(server, open, mode === 'close' && open.session.state === 'valid');
   try {
     if (mode === 'disconnect') {
       const r = await table.client.disconnect(open.tableId, table.now());

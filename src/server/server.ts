@@ -346,8 +346,8 @@ export class Server implements BreakSink {
     const encrypts = open.tree.encrypt || open.session.encryptData;
     let conn: Connection | undefined;
     for (const c of this.connections) {
-      if (c.isClosed || c.negotiated === undefined || c.sessions.size === 0) continue;
-      if (c.negotiated.clientGuid.toString('hex') !== open.clientGuid) continue;
+      if (c.isClosed || c.negotiated === undefined || c.negotiated.clientGuid.toString('hex') !== open.clientGuid) continue;
+      if (![...c.sessions.values()].some((s) => s.state === 'valid' && s.channels.get(c)?.bound === true)) continue;
       if (encrypts && c !== own && open.session.channels.get(c)?.bound !== true) continue;
       conn = c;
       break;

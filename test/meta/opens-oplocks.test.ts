@@ -86,6 +86,16 @@ describe('an operation through a level II open breaks that open too (MS-FSA 2.1.
     expect(level(t, a.openId)).toBe('batch');
   });
 
+  it('a disconnected resilient open loses its own level II without a notice, and stays open', () => {
+    const t = new Table();
+    const a = t.ok(create({ oplock: 'II' }));
+    t.ok({ t: 'open.set-resilient', openId: a.openId, timeoutMs: 0 });
+    expect(t.ok({ t: 'open.disconnect', openId: a.openId, now: 1_100 })).toMatchObject({ closed: false });
+    const r = t.ok({ t: 'open.break', openId: a.openId, op: 'write', now: 1_200 });
+    expect(r).toMatchObject({ breaks: [], waitFor: [], closed: [] });
+    expect(getOpen(t.tx, a.openId)).toMatchObject({ oplock: 'none', state: 'disconnected' });
+  });
+
   it('a byte-range lock through a level II open breaks it to none (MS-FSA 2.1.5.8)', () => {
     const t = new Table();
     const a = t.ok(create({ oplock: 'II' }));

@@ -241,6 +241,51 @@ describe('leases (MS-SMB2 3.3.5.9.8, 3.3.5.9.11, 3.3.4.7, 3.3.5.22.2)', () => {
     expect(getLease(t.tx, 'c1', 'L1')?.breaking).toBeUndefined();
   });
 
+  it("'lease-handle' breaks other leases' H and is waited for; oplocks are left alone (rename, delete-on-close)", () => {
+    const t = new Table();
+    t.ok(create({ oplock: 'lease', lease: lease('L1', LEASE_R | LEASE_H) }));
+    const me = t.ok(create({ clientGuid: 'c3', desiredAccess: RD | WR | DELETE }));
+    expect(planBreaks(t.tx, me.openId, 'lease-handle')).toBe(true);
+    const b = t.ok({ t: 'open.break', openId: me.openId, op: 'lease-handle', now: 2_000 });
+    expect(b.breaks).toEqual([expect.objectContaining({ kind: 'lease', leaseKey: 'L1', from: 3, to: 1, ackRequired: true })]);
+    expect(b.waitFor).toEqual([{ kind: 'lease', clientGuid: 'c1', leaseKey: 'L1' }]);
+    // While the break is in flight another such operation proposes too (and waits for it, sending
+    // nothing new); once acknowledged nothing is left to break.
+    expect(planBreaks(t.tx, me.openId, 'lease-handle')).toBe(true);
+    expect(t.ok({ t: 'open.break', openId: me.openId, op: 'lease-handle', now: 2_050 })).toMatchObject({
+      breaks: [],
+      waitFor: [{ kind: 'lease', clientGuid: 'c1', leaseKey: 'L1' }],
+    });
+    t.ok({ t: 'lease.ack', clientGuid: 'c1', leaseKey: 'L1', state: LEASE_R, now: 2_060 });
+    expect(planBreaks(t.tx, me.openId, 'lease-handle')).toBe(false);
+    // A batch oplock beside a stat open: 'handle' would break it to none, 'lease-handle' does not.
+    const batch = t.ok(create({ file: 'share/2', clientGuid: 'c2', oplock: 'batch' }));
+    expect(batch.oplock).toBe('batch');
+    const stat = t.ok(create({ file: 'share/2', clientGuid: 'c3', desiredAccess: FILE_READ_ATTRIBUTES }));
+    expect(stat).toMatchObject({ status: 'ok', breaks: [] });
+    expect(planBreaks(t.tx, stat.openId, 'handle')).toBe(true);
+    expect(planBreaks(t.tx, stat.openId, 'lease-handle')).toBe(false);
+    expect(t.ok({ t: 'open.break', openId: stat.openId, op: 'lease-handle', now: 2_100 })).toMatchObject({ breaks: [], waitFor: [] });
+    expect(getOpen(t.tx, batch.openId)?.oplock).toBe('batch');
+  });
+
+  it('an open that needs H gone for a sharing conflict waits for an RH break in flight (OPEN_BREAK_H)', () => {
+    const t = new Table();
+    t.ok(create({ oplock: 'lease', lease: lease('L1', LEASE_R | LEASE_H), shareAccess: r }));
+    // A reader that shares everything breaks nothing and does not wait.
+    expect(t.ok(create({ clientGuid: 'c2', desiredAccess: RD, shareAccess: r | w | d }))).toMatchObject({ status: 'ok', breaks: [], waitFor: [] });
+    // A writer conflicts with the holder's share mode: RH -> R, waited for, then the sharing check fails.
+    const c0 = t.ok(create({ clientGuid: 'c3', desiredAccess: WR, shareAccess: r | w | d }));
+    expect(c0.status).toBe('break-required');
+    expect(c0.breaks).toEqual([expect.objectContaining({ leaseKey: 'L1', from: 3, to: 1, ackRequired: true })]);
+    expect(c0.waitFor).toEqual([{ kind: 'lease', clientGuid: 'c1', leaseKey: 'L1' }]);
+    // Proposed again while the break is still in flight: it keeps waiting, nothing new is sent.
+    const c1 = t.ok(create({ clientGuid: 'c3', desiredAccess: WR, shareAccess: r | w | d }));
+    expect(c1).toMatchObject({ status: 'break-required', breaks: [], waitFor: [{ kind: 'lease', clientGuid: 'c1', leaseKey: 'L1' }] });
+    t.ok({ t: 'lease.ack', clientGuid: 'c1', leaseKey: 'L1', state: LEASE_R, now: 3_000 });
+    expect(t.code(create({ clientGuid: 'c3', desiredAccess: WR, shareAccess: r | w | d }))).toBe('sharing-violation');
+  });
+
   it('a break asked for during another break follows it: RH -> R, then R -> none, with one epoch', () => {
     const t = new Table();
     t.ok(create({ oplock: 'lease', lease: lease('L1', 7, 0x11) }));

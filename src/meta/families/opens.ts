@@ -673,11 +673,18 @@ function breakHolders(w: Work, file: string, stream: string, actorOpenId: number
   if (access !== undefined && (access & ~OPLOCK_ATTR_ONLY) === 0 && rule.openOverwrite !== true) return;
   for (const o of w.opensOf(file)) {
     if (o.stream !== stream || o.leaseKey !== undefined || o.oplock === 'none' || o.oplock === 'lease') continue;
-    // The actor's own oplock has its oplock key and is not broken (MS-FSA 2.1.4.12.2), except level
-    // II: 2.1.4.12 breaks every open in Oplock.IIOplocks to none, the actor's own included, without
-    // comparing keys (a write or lock through a level II open breaks it: smbtorture smb2.oplock.batch1,
-    // brl1, levelii500).
-    if (o.openId === actorOpenId && !(o.oplock === 'II' && o.oplockBreaking === undefined)) continue;
+    if (o.openId === actorOpenId) {
+      // The actor's own oplock has its oplock key and is not broken (MS-FSA 2.1.4.12.2), except level
+      // II: 2.1.4.12 breaks every open in Oplock.IIOplocks to none, the actor's own included, without
+      // comparing keys (a write or lock through a level II open breaks it: smbtorture
+      // smb2.oplock.batch1, brl1, levelii500). No acknowledgment is needed, and the actor stays open
+      // whatever its state (a command may name a disconnected resilient open).
+      if (o.oplock !== 'II' || o.oplockBreaking !== undefined || rule.levelII === null) continue;
+      o.oplock = 'none';
+      w.touchOpen(o);
+      if (o.state === 'active') w.breaks.push({ kind: 'oplock', openId: o.openId, node: o.node, from: 'II', to: 'none', ackRequired: false });
+      continue;
+    }
     breakOplock(w, o, rule);
   }
 }
@@ -1396,9 +1403,9 @@ function leaseAckCmd(tx: ApplyTx, cmd: Command): CommandResult {
 }
 
 /**
- * MS-SMB2 3.3.2.5 / 3.3.6.5: a lease break left unacknowledged past the timer leaves the lease with
- * no caching at all, whatever the break asked for (Windows: smbtorture lease.timeout finds the lease
- * at NONE, and a later write breaks nothing of it).
+ * MS-SMB2 3.3.2.5 (the lease break acknowledgment timer's event): a lease break left unacknowledged
+ * past the timer leaves the lease with no caching at all, whatever the break asked for (Windows:
+ * smbtorture lease.timeout finds the lease at NONE, and a later write breaks nothing of it).
  */
 function leaseBreakTimeoutCmd(tx: ApplyTx, cmd: Command): CommandResult {
   const { clientGuid, leaseKey, now } = leaseArgs(cmd);

@@ -27,7 +27,7 @@ import { checkEaList } from '../../protocol/fscc/ea.js';
 import type { Reply, RequestContext } from '../context.js';
 import { hasAny, mapGenericAccess, parentOf, parseSmbPath, WRITE_ACCESS_BITS, wireAttributes, wireTimes } from '../files.js';
 import type { Open, Session, Tree } from '../state.js';
-import { endOpen, pendingDeleteKey, statusForRefusal, tableFileId, tableStream } from '../opens.js';
+import { endOpen, openEndsSettled, pendingDeleteKey, statusForRefusal, tableFileId, tableStream } from '../opens.js';
 import type { CreateOutcome, CreateRequest as TableCreate, OpenGrant, OplockLevel as TableOplock } from '../../meta/opens-client.js';
 import {
   decodeAppInstanceId,
@@ -282,6 +282,12 @@ async function openFileOnce(ctx: RequestContext, req: CreateRequest, tree: Tree)
     // MS-FSA 2.1.5.1.2: a file whose delete is pending cannot be opened again.
     const file = tableFileId(share, handle.fileId);
     if (server.pendingDeletes.has(pendingDeleteKey({ file, stream: result.stream })) || (result.stream !== undefined && server.pendingDeletes.has(file))) {
+      // A close of the file's last open may be deleting it right now: once that settles, the
+      // create starts again from the name (it may find nothing, or a new file).
+      if (await openEndsSettled(server, file)) {
+        await handle.close().catch(() => undefined);
+        return RESTART;
+      }
       return refuse(NtStatus.DELETE_PENDING);
     }
     const a = await admit(ctx, req, tree, handle, file, result.stream, info.isDirectory, granted, overwrites, oc);

@@ -24,7 +24,7 @@ import { filetimeToUnixNs } from '../../base/clock.js';
 import { limits } from '../../base/limits.js';
 import { FILE_ATTR_SETTABLE, FileAttr, IosError, type SetInfo } from '../../ios/spi.js';
 import type { Reply, RequestContext } from '../context.js';
-import { renameGate, setDeletePending } from '../opens.js';
+import { breakForSetInfo, renameGate, setDeletePending } from '../opens.js';
 import { parentOf, parseSmbPath } from '../files.js';
 import { CompletionFilter, FileAction } from '../../protocol/change-notify.js';
 import type { Open } from '../state.js';
@@ -170,6 +170,8 @@ async function setFile(ctx: RequestContext, open: Open, cls: number, buf: Buffer
       if (parsed.path === '' || open.path === '') return { status: NtStatus.INVALID_PARAMETER };
       const gate = await renameGate(ctx.conn.server, open, parsed.path, v.ReplaceIfExists);
       if (gate !== undefined) return { status: gate };
+      // MS-FSA 2.1.4.12 (rename): other holders lose handle caching; a batch oplock breaks to none.
+      await breakForSetInfo(ctx.conn.server, open, 'handle', ctx.signal);
       try {
         await open.tree.share.ios!.rename(open.path, parsed.path, v.ReplaceIfExists);
       } catch (err) {
@@ -233,6 +235,8 @@ async function setFile(ctx: RequestContext, open: Open, cls: number, buf: Buffer
     case FileInfoClass.FileAllocationInformation: {
       if (open.kind === 'directory') return { status: NtStatus.INVALID_PARAMETER };
       if (!need(open, AccessMask.FILE_WRITE_DATA)) return { status: NtStatus.ACCESS_DENIED };
+      // MS-FSA 2.1.4.12: a size change breaks other holders' read and write caching.
+      await breakForSetInfo(ctx.conn.server, open, 'size', ctx.signal);
       if (cls === FileInfoClass.FileEndOfFileInformation) {
         const v = decodeFileEndOfFileInformation(buf);
         if (v.EndOfFile < 0n || v.EndOfFile > OFFSET_MAX) return { status: NtStatus.INVALID_PARAMETER };
