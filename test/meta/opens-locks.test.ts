@@ -3,50 +3,8 @@
 // multiple-unlock), and the lock state a durable open keeps across its reconnect (MS-SMB2 3.3.5.14
 // LockSequenceArray, HYPERV-CA.md item 8) or loses with its expiry.
 import { describe, expect, it } from 'vitest';
-import { MemoryStore, type Command, type CommandResult } from '../../src/meta/tx.js';
-import { getOpen, locksOfFile, opensHandlers } from '../../src/meta/families/opens.js';
-
-// As in opens.test.ts: a command keeps its writes only when it returns ok (the state machine's overlay).
-class Table {
-  store = new MemoryStore();
-  private pos = 1;
-  run(cmd: Command): CommandResult {
-    const copy = new MemoryStore();
-    for (const [k, v] of this.store.rangeRaw(Buffer.alloc(0), Buffer.alloc(0))) copy.putRaw(k, v);
-    const r = opensHandlers[cmd.t]!(copy.tx(this.pos++), cmd);
-    if (r.ok) this.store = copy;
-    return r;
-  }
-  ok(cmd: Command): any {
-    const r = this.run(cmd);
-    if (!r.ok) throw new Error(`${cmd.t} failed: ${r.code} ${r.message}`);
-    return r.value;
-  }
-  code(cmd: Command): string {
-    const r = this.run(cmd);
-    return r.ok ? 'ok' : r.code;
-  }
-  get tx() {
-    return this.store.tx();
-  }
-}
-
-function create(over: Partial<Command> = {}): Command {
-  return {
-    t: 'open.create',
-    file: 'share/1',
-    node: 'n1',
-    inc: 1,
-    clientGuid: 'c1',
-    desiredAccess: 3,
-    shareAccess: 7,
-    createOptions: 0,
-    oplock: 'none',
-    owner: 'S-1-5-21-1000',
-    now: 1_000,
-    ...over,
-  };
-}
+import { create, Table } from './opens-harness.js';
+import { getOpen, locksOfFile } from '../../src/meta/families/opens.js';
 
 const RH = { key: 'L1', state: 3, epoch: 0, version: 2 };
 const X = (offset: number, length = 10) => ({ offset, length, exclusive: true });

@@ -1,46 +1,9 @@
 // Oplock rules of the open table (src/meta/families/opens.ts): which operations break which
 // oplocks, MS-FSA 2.1.4.12 as smbtorture smb2.oplock checks it against Windows.
 import { describe, expect, it } from 'vitest';
-import { MemoryStore, type Command, type CommandResult } from '../../src/meta/tx.js';
-import { FILE_READ_ATTRIBUTES, FILE_READ_DATA, FILE_WRITE_ATTRIBUTES, FILE_WRITE_DATA, SYNCHRONIZE, getOpen, opensHandlers, planBreaks } from '../../src/meta/families/opens.js';
+import { create, Table } from './opens-harness.js';
+import { FILE_READ_ATTRIBUTES, FILE_WRITE_ATTRIBUTES, SYNCHRONIZE, getOpen, planBreaks } from '../../src/meta/families/opens.js';
 
-// As in opens.test.ts: a command keeps its writes only when it returns ok (the state machine's overlay).
-class Table {
-  store = new MemoryStore();
-  private pos = 1;
-  run(cmd: Command): CommandResult {
-    const copy = new MemoryStore();
-    for (const [k, v] of this.store.rangeRaw(Buffer.alloc(0), Buffer.alloc(0))) copy.putRaw(k, v);
-    const r = opensHandlers[cmd.t]!(copy.tx(this.pos++), cmd);
-    if (r.ok) this.store = copy;
-    return r;
-  }
-  ok(cmd: Command): any {
-    const r = this.run(cmd);
-    if (!r.ok) throw new Error(`${cmd.t} failed: ${r.code} ${r.message}`);
-    return r.value;
-  }
-  get tx() {
-    return this.store.tx();
-  }
-}
-
-function create(over: Partial<Command> = {}): Command {
-  return {
-    t: 'open.create',
-    file: 'share/1',
-    node: 'n1',
-    inc: 1,
-    clientGuid: 'c1',
-    desiredAccess: FILE_READ_DATA | FILE_WRITE_DATA,
-    shareAccess: 7,
-    createOptions: 0,
-    oplock: 'none',
-    owner: 'S-1-5-21-1000',
-    now: 1_000,
-    ...over,
-  };
-}
 
 const ATTR_ONLY = FILE_READ_ATTRIBUTES | FILE_WRITE_ATTRIBUTES | SYNCHRONIZE;
 type Notice = { openId: number; to: string; ackRequired: boolean };

@@ -1,9 +1,10 @@
 // The open table command family (src/meta/families/opens.ts): share modes, oplocks, leases,
 // byte-range locks, durable/persistent handles, app-instance takeover, node failure.
 import { describe, expect, it } from 'vitest';
+import { create, Table } from './opens-harness.js';
 import fc from 'fast-check';
 import { decodeKey, key } from '../../src/meta/keys.js';
-import { MemoryStore, type Command, type CommandResult } from '../../src/meta/tx.js';
+import { MemoryStore, type Command } from '../../src/meta/tx.js';
 import {
   DELETE,
   FILE_APPEND_DATA,
@@ -30,35 +31,6 @@ import {
   type Open,
 } from '../../src/meta/families/opens.js';
 
-// The state machine applies a command through an overlay and keeps its writes only if it returned
-// ok; the table here does the same by running each command on a copy of the store.
-class Table {
-  store = new MemoryStore();
-  private pos = 1;
-  run(cmd: Command): CommandResult {
-    const copy = new MemoryStore();
-    for (const [k, v] of this.store.rangeRaw(Buffer.alloc(0), Buffer.alloc(0))) copy.putRaw(k, v);
-    const handler = opensHandlers[cmd.t];
-    if (handler === undefined) throw new Error(`no handler ${cmd.t}`);
-    const r = handler(copy.tx(this.pos++), cmd);
-    if (r.ok) this.store = copy;
-    return r;
-  }
-  // The result value, loosely typed for assertions.
-  // (A failure throws with its code so a test shows why.)
-  ok(cmd: Command): any {
-    const r = this.run(cmd);
-    if (!r.ok) throw new Error(`${cmd.t} failed: ${r.code} ${r.message}`);
-    return r.value;
-  }
-  code(cmd: Command): string {
-    const r = this.run(cmd);
-    return r.ok ? 'ok' : r.code;
-  }
-  get tx() {
-    return this.store.tx();
-  }
-}
 
 const RD = FILE_READ_DATA;
 const WR = FILE_WRITE_DATA;
@@ -66,22 +38,6 @@ const r = 1;
 const w = 2;
 const d = 4;
 
-function create(over: Partial<Command> = {}): Command {
-  return {
-    t: 'open.create',
-    file: 'share/1',
-    node: 'n1',
-    inc: 1,
-    clientGuid: 'c1',
-    desiredAccess: RD | WR,
-    shareAccess: r | w | d,
-    createOptions: 0,
-    oplock: 'none',
-    owner: 'S-1-5-21-1000',
-    now: 1_000,
-    ...over,
-  };
-}
 
 const lease = (k: string, state: number, epoch = 0, version = 2) => ({ key: k, state, epoch, version });
 
