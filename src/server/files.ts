@@ -16,7 +16,7 @@ export function maxTransact(conn: Connection): number {
 /** Characters MS-FSCC 2.1.5.2 forbids in a file name component (':' is the stream separator). */
 const INVALID_NAME_CHAR = /["*/<>?|\u0000-\u001f]/;
 
-export type ParsedPath = { ok: true; path: string; components: string[]; stream?: string } | { ok: false; status: number };
+export type ParsedPath = { ok: true; path: string; components: string[]; stream?: string; dataStream?: true } | { ok: false; status: number };
 
 /**
  * Turns an SMB2 CREATE name ("dir\\file.txt", share-relative) into a driver path ("dir/file.txt").
@@ -32,6 +32,7 @@ export function parseSmbPath(name: string): ParsedPath {
   while (n.endsWith('\\')) n = n.slice(0, -1);
   // MS-FSCC 2.1.5.1: the last component may name a stream: "file:stream[:$DATA]" or "file::$DATA".
   let stream: string | undefined;
+  let dataStream = false;
   const lastSep = n.lastIndexOf('\\');
   const colon = n.indexOf(':', lastSep + 1);
   if (colon >= 0) {
@@ -41,6 +42,7 @@ export function parseSmbPath(name: string): ParsedPath {
     if (spec.length === 2 && spec[1]!.toUpperCase() !== '$DATA') return { ok: false, status: NtStatus.OBJECT_NAME_INVALID };
     if (spec[0] === '') {
       if (spec.length !== 2) return { ok: false, status: NtStatus.OBJECT_NAME_INVALID };
+      dataStream = true;
     } else {
       if (spec[0]!.length > limits.nameUnitsMax || /[\\/\u0000]/.test(spec[0]!)) return { ok: false, status: NtStatus.OBJECT_NAME_INVALID };
       stream = spec[0];
@@ -55,7 +57,8 @@ export function parseSmbPath(name: string): ParsedPath {
     if (c.includes(':')) return { ok: false, status: NtStatus.OBJECT_NAME_INVALID };
     if (INVALID_NAME_CHAR.test(c)) return { ok: false, status: NtStatus.OBJECT_NAME_INVALID };
   }
-  return stream === undefined ? { ok: true, path: components.join('/'), components } : { ok: true, path: components.join('/'), components, stream };
+  if (stream !== undefined) return { ok: true, path: components.join('/'), components, stream };
+  return dataStream ? { ok: true, path: components.join('/'), components, dataStream } : { ok: true, path: components.join('/'), components };
 }
 
 export function parentOf(path: string): string {

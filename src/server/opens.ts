@@ -136,7 +136,7 @@ async function endOpenNow(server: Server, open: Open, mode: 'close' | 'disconnec
   }
   table.unregister(open);
   await releaseHandle(server, open);
-  return finishDelete(server, open, open.stream === undefined ? last : lastOnStream);
+  return finishDelete(server, open, open.stream === undefined ? last : lastOnStream, last);
 }
 
 
@@ -183,7 +183,7 @@ export async function endOpenClosedByTable(server: Server, open: Open): Promise<
   await releaseHandle(server, open);
   const remaining = server.openTable.client.opensOf(open.file!);
   const last = open.stream === undefined ? remaining.length === 0 : !remaining.some((o) => o.stream === tableStream(open.stream));
-  await finishDelete(server, open, last);
+  await finishDelete(server, open, last, remaining.length === 0);
   if (wasAttached) server.log.info({ path: open.path, open: open.tableId }, 'open closed by the open table (app instance takeover)');
 }
 
@@ -199,9 +199,18 @@ async function releaseHandle(server: Server, open: Open): Promise<void> {
  * MS-FSA 2.1.5.4: closing an open with DeleteOnClose marks its file (or stream) delete-pending; the
  * object goes when its last open closes.
  */
-async function finishDelete(server: Server, open: Open, last: boolean): Promise<number> {
+async function finishDelete(server: Server, open: Open, last: boolean, lastOfFile: boolean): Promise<number> {
   const ios = open.tree.share.ios;
   if (!ios || open.file === undefined) return NtStatus.SUCCESS;
+  const status = await finishDeleteOf(server, open, last);
+  // MS-FSA 2.1.5.4: a file deleted while one of its named streams is open goes when that stream's
+  // last open closes (smbtorture smb2.streams.delete).
+  if (open.stream === undefined || !lastOfFile || !server.pendingDeletes.has(open.file)) return status;
+  return finishDeleteOf(server, { ...open, stream: undefined, deleteOnClose: false, kind: 'file' } as Open, true);
+}
+
+async function finishDeleteOf(server: Server, open: Open, last: boolean): Promise<number> {
+  const ios = open.tree.share.ios!;
   const key = pendingDeleteKey(open);
   if (open.deleteOnClose) server.pendingDeletes.set(key, { path: open.path, ...(open.stream !== undefined ? { stream: open.stream } : {}) });
   const pending = server.pendingDeletes.get(key);

@@ -199,6 +199,11 @@ async function openFileOnce(ctx: RequestContext, req: CreateRequest, tree: Tree)
   let directory: boolean | undefined;
   if (req.CreateOptions & CreateOptions.FILE_DIRECTORY_FILE) directory = true;
   else if (req.CreateOptions & CreateOptions.FILE_NON_DIRECTORY_FILE) directory = false;
+  // MS-FSA 2.1.5.1: "name::$DATA" names the unnamed data stream, which directories do not have.
+  if (parsed.dataStream) {
+    if (directory === true) return { status: NtStatus.NOT_A_DIRECTORY };
+    directory = false;
+  }
   if (directory === true && (req.CreateDisposition === CreateDisposition.FILE_SUPERSEDE || req.CreateDisposition === CreateDisposition.FILE_OVERWRITE || req.CreateDisposition === CreateDisposition.FILE_OVERWRITE_IF)) {
     return { status: NtStatus.INVALID_PARAMETER };
   }
