@@ -70,6 +70,14 @@ export interface FileNotifyChange {
 }
 
 /**
+ * Bytes one entry takes in a FILE_NOTIFY_INFORMATION chain when followed by another (4-aligned);
+ * summing these bounds the chain's size from above.
+ */
+export function fileNotifyInformationSize(change: FileNotifyChange): number {
+  return align4(12 + utf16Bytes(change.FileName));
+}
+
+/**
  * Encodes a FILE_NOTIFY_INFORMATION chain (MS-FSCC 2.7.1): 12-byte header + UTF-16 name per entry,
  * each entry starting on a 4-byte boundary, NextEntryOffset 0 on the last. Returns undefined when
  * the chain does not fit in maxBytes: the caller then answers STATUS_NOTIFY_ENUM_DIR

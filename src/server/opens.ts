@@ -214,6 +214,7 @@ async function finishDeleteOf(server: Server, open: Open, last: boolean): Promis
   const key = pendingDeleteKey(open);
   if (open.deleteOnClose) server.pendingDeletes.set(key, { path: open.path, ...(open.stream !== undefined ? { stream: open.stream } : {}) });
   const pending = server.pendingDeletes.get(key);
+  if (!last && pending !== undefined && pending.stream === undefined) server.notify.deletePending(open.tree.share, pending.path);
   if (!last || pending === undefined) return NtStatus.SUCCESS;
   server.pendingDeletes.delete(key);
   try {

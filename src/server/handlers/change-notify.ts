@@ -19,7 +19,9 @@ export async function handleChangeNotify(ctx: RequestContext): Promise<Reply> {
   if (req.OutputBufferLength > maxTransact(ctx.conn)) return { status: NtStatus.INVALID_PARAMETER };
 
   const hub = ctx.conn.server.notify;
-  hub.watch(open, (req.Flags & ChangeNotifyFlags.SMB2_WATCH_TREE) !== 0, req.CompletionFilter);
+  hub.watch(open, (req.Flags & ChangeNotifyFlags.SMB2_WATCH_TREE) !== 0, req.CompletionFilter, req.OutputBufferLength);
+  // MS-FSA 2.1.5.10: the buffer of the first request bounds every later answer.
+  const limit = Math.min(req.OutputBufferLength, hub.bufferSize(open) ?? req.OutputBufferLength);
   let outcome = hub.take(open);
   if (!outcome) {
     // Windows answers a notify that would block in the middle of a compound with INTERNAL_ERROR
@@ -32,10 +34,12 @@ export async function handleChangeNotify(ctx: RequestContext): Promise<Reply> {
   switch (outcome.kind) {
     case 'cleanup':
       return { status: NtStatus.NOTIFY_CLEANUP, body: changeNotifyResponse(EMPTY) };
+    case 'delete-pending':
+      return { status: NtStatus.DELETE_PENDING };
     case 'overflow':
       return { status: NtStatus.NOTIFY_ENUM_DIR, body: changeNotifyResponse(EMPTY) };
     case 'changes': {
-      const out = encodeFileNotifyInformation(outcome.changes, req.OutputBufferLength);
+      const out = encodeFileNotifyInformation(outcome.changes, limit);
       if (!out) return { status: NtStatus.NOTIFY_ENUM_DIR, body: changeNotifyResponse(EMPTY) };
       return { status: NtStatus.SUCCESS, body: changeNotifyResponse(out) };
     }

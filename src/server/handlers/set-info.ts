@@ -196,6 +196,7 @@ async function setFile(ctx: RequestContext, open: Open, cls: number, buf: Buffer
         hub.emit(share, found.path, FileAction.FILE_ACTION_ADDED, kind);
       }
       open.path = found.path;
+      hub.renamed(open);
       return ok;
     }
     case FileInfoClass.FileDispositionInformation:
