@@ -13,6 +13,8 @@ import {
   planBreaks,
   testLock,
   type BreakNotice,
+  type CreateArgs,
+  type LeaseRequest,
   type BreakOp,
   type DurableKind,
   type Lease,
@@ -62,30 +64,8 @@ export type CreateOutcome =
   | ({ ok: true; status: 'break-required' } & BreakEffects)
   | Refused;
 
-export interface CreateRequest {
-  file: string;
-  stream: string;
-  directory: boolean;
-  node: string;
-  inc: number;
-  sessionId?: U64;
-  clientGuid: string;
-  createGuid?: string;
-  appInstanceId?: string;
-  appInstanceVersion?: [U64, U64];
-  desiredAccess: number;
-  shareAccess: number;
-  createOptions: number;
-  overwrite: boolean;
-  oplock: OplockLevel;
-  lease?: { key: string; state: number; version: 1 | 2; parentKey?: string; epoch?: number };
-  durable?: { kind: 'v1' | 'v2' | 'persistent'; timeoutMs: number };
-  caShare: boolean;
-  replay: boolean;
-  owner: string;
-  channelSequence: number;
-  now: number;
-}
+/** An open.create as the server proposes it (the table's CreateArgs; a lease's epoch defaults to 0). */
+export type CreateRequest = Omit<CreateArgs, 'lease'> & { lease?: Omit<LeaseRequest, 'epoch'> & { epoch?: number } };
 
 export interface ReconnectRequest {
   openId: number;

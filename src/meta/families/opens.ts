@@ -867,7 +867,8 @@ function grantOplock(want: OplockLevel, others: Others, directory: boolean): Opl
 
 // ---- open.create ----
 
-interface LeaseRequest {
+/** The lease an open.create asks for (MS-SMB2 2.2.13.2.8 / 2.2.13.2.10). */
+export interface LeaseRequest {
   key: string;
   state: number;
   version: 1 | 2;
@@ -875,7 +876,8 @@ interface LeaseRequest {
   epoch: number;
 }
 
-interface CreateArgs {
+/** The fields of an open.create, as parseCreate() checks them. */
+export interface CreateArgs {
   file: string;
   stream: string;
   directory: boolean;
