@@ -136,8 +136,6 @@ export interface Open {
   disconnected: boolean;
   /** CreateGuid of a DH2Q open (hex), for DH2C (3.3.5.9.12). */
   createGuid?: string;
-  /** Open.ChannelSequence as this node last saw it (the table holds the replicated one; 3.3.5.2.10). */
-  channelSequence: number;
 }
 
 export interface ServerIdentity {

@@ -133,7 +133,6 @@ function openPipe(ctx: RequestContext, req: CreateRequest): Reply {
     clientGuid: clientGuidOf(ctx.conn),
     durable: 'none',
     disconnected: false,
-    channelSequence: 0,
   };
   session.opens.set(volatile, open);
   const FileId = { Persistent: open.persistent, Volatile: open.volatile };
@@ -399,8 +398,6 @@ async function openFileOnce(ctx: RequestContext, req: CreateRequest, tree: Tree)
       : {}),
     durable: grant.durable,
     disconnected: false,
-    // MS-SMB2 3.3.5.9: Open.ChannelSequence starts as the create's.
-    channelSequence: ctx.conn.negotiated!.dialect >= Dialect.SMB300 ? ctx.hdr.ChannelSequence : 0,
     ...(oc.durableV2 !== undefined ? { createGuid: oc.durableV2.createGuid } : {}),
   };
   session.opens.set(volatile, open);
@@ -748,7 +745,6 @@ async function reconnectOpen(ctx: RequestContext, tree: Tree, oc: OpenContexts, 
   open.disconnected = false;
   open.closed = false;
   open.clientGuid = clientGuidOf(ctx.conn);
-  open.channelSequence = ctx.conn.negotiated!.dialect >= Dialect.SMB300 ? ctx.hdr.ChannelSequence : 0;
   table.reattached(open);
   session.opens.set(open.volatile, open);
   // The reconnect answers with the lease, and without a durable response context (as Windows does).
