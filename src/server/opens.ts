@@ -216,7 +216,8 @@ async function finishDeleteOf(server: Server, open: Open, last: boolean): Promis
   const pending = server.pendingDeletes.get(key);
   if (!last && pending !== undefined && pending.stream === undefined) server.notify.deletePending(open.tree.share, pending.path);
   if (!last || pending === undefined) return NtStatus.SUCCESS;
-  server.pendingDeletes.delete(key);
+  // The mark stays until the object is gone: a create meanwhile waits for this end (openEndsSettled)
+  // instead of opening an object about to disappear under it.
   try {
     if (pending.stream !== undefined) {
       await ios.removeStream(pending.path, pending.stream);
@@ -230,8 +231,60 @@ async function finishDeleteOf(server: Server, open: Open, last: boolean): Promis
       return statusForIosError(err.code);
     }
     throw err;
+  } finally {
+    if (server.pendingDeletes.get(key) === pending) server.pendingDeletes.delete(key);
+    noteRemoved(server, key);
   }
   return NtStatus.SUCCESS;
+}
+
+/**
+ * Removals by delete-on-close, by pending-delete key, numbered in order; kept for the last
+ * REMOVALS_KEPT only. A create that opened an object and then finds it removed since (its handle
+ * names a deleted object) starts again from the name: see removedSince().
+ */
+interface Removals {
+  seq: number;
+  at: Map<string, number>;
+  /** The highest number forgotten to stay within REMOVALS_KEPT. */
+  forgotten: number;
+}
+const REMOVALS_KEPT = 4096;
+const removals = new WeakMap<Server, Removals>();
+
+function removalsOf(server: Server): Removals {
+  let r = removals.get(server);
+  if (r === undefined) removals.set(server, (r = { seq: 0, at: new Map(), forgotten: 0 }));
+  return r;
+}
+
+function noteRemoved(server: Server, key: string): void {
+  const r = removalsOf(server);
+  r.seq++;
+  r.at.delete(key);
+  r.at.set(key, r.seq);
+  if (r.at.size > REMOVALS_KEPT) {
+    const [oldest, seq] = r.at.entries().next().value as [string, number];
+    r.at.delete(oldest);
+    r.forgotten = Math.max(r.forgotten, seq);
+  }
+}
+
+/** A mark to pass to removedSince() later. */
+export function removalMark(server: Server): number {
+  return removalsOf(server).seq;
+}
+
+/**
+ * Whether the object with this pending-delete key (or, for a stream key, its file) was removed by a
+ * delete-on-close after `mark` was taken; true also when that can no longer be told.
+ */
+export function removedSince(server: Server, key: string, mark: number): boolean {
+  const r = removalsOf(server);
+  if (r.seq === mark) return false;
+  if (r.forgotten > mark) return true;
+  const at = r.at.get(key);
+  return at !== undefined && at > mark;
 }
 
 /**

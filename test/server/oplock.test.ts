@@ -23,17 +23,30 @@ const ATTR_ONLY = Access.READ_ATTRIBUTES | Access.WRITE_ATTRIBUTES | Access.SYNC
 
 let root = '';
 let server: RunningServer | undefined;
+let chunked: RunningServer | undefined;
 let base: ClientOptions & { user: string; password: string; share: string };
+/** The same share on the chunked driver, whose removals go through the metadata log. */
+let chunkedBase: typeof base;
 
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'tessera-oplocktest-'));
   const port = await freePort();
   server = await startTessera({ port, shares: [{ name: 'vms', path: join(root, 'vms') }], users: [{ name: user, password }], extraArgs: ['--log-level', 'warn'] });
   base = { host: server.host, port, user, password, share: 'vms' };
+  const cport = await freePort();
+  const c = join(root, 'chunked');
+  chunked = await startTessera({
+    port: cport,
+    shares: [],
+    users: [{ name: user, password }],
+    extraArgs: ['--log-level', 'warn', '--state-dir', c, '--share', 'vms', '--store', `file://${join(c, 'objects')}`, '--meta', `local://${join(c, 'meta')}`],
+  });
+  chunkedBase = { ...base, port: cport };
 });
 
 afterAll(async () => {
   await server?.stop();
+  await chunked?.stop();
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
@@ -192,6 +205,38 @@ describe('a delete-pending file whose last open is going away', () => {
       expect(again.CreateAction).toBe(2); // FILE_CREATED: the old file was deleted first
       c1.destroy();
       c2.destroy();
+      c3.destroy();
+    }
+  });
+
+  it.each(['posix', 'chunked'])('a directory removed by that teardown is never handed to a new open: a file can always be created in what it opened (%s; smbtorture exclusive6 then exclusive9)', async (driver) => {
+    const opts = driver === 'posix' ? base : chunkedBase;
+    for (let round = 0; round < 40; round++) {
+      const c0 = await Smb2Client.open(opts);
+      const c1 = await Smb2Client.open(opts);
+      const dir = `teardir-${round}`;
+      // exclusive6 leaves an open of the directory without DELETE behind; its deltree then makes the
+      // directory delete-pending, and the leaked open goes with the connection.
+      await c0.create({ name: dir, desiredAccess: Access.READ_DATA, shareAccess: ALL, createOptions: CreateOption.DIRECTORY, disposition: Disposition.OPEN_IF });
+      const del = await c1.create({ name: dir, desiredAccess: Access.DELETE, shareAccess: ALL, createOptions: CreateOption.DIRECTORY | CreateOption.DELETE_ON_CLOSE });
+      await c1.closeFile(del.FileId);
+      c0.destroy();
+      const c3 = await Smb2Client.open(opts);
+      // Swept across the teardown's steps (the open table's record, then the removal).
+      await new Promise((r) => setTimeout(r, round % 8));
+      let opened: { FileId: Buffer } | undefined;
+      try {
+        opened = await c3.create({ name: dir, desiredAccess: Access.READ_DATA, shareAccess: ALL, createOptions: CreateOption.DIRECTORY, disposition: Disposition.OPEN_IF });
+      } catch (e) {
+        // Met while the old connection was still open: the directory was still delete-pending then.
+        if (!(e instanceof SmbStatusError) || e.status !== Status.DELETE_PENDING) throw e;
+      }
+      if (opened !== undefined) {
+        await c3.closeFile(opened.FileId);
+        const f = await c3.create({ name: `${dir}\\inside.dat`, desiredAccess: RW, shareAccess: ALL, disposition: Disposition.OPEN_IF });
+        await c3.closeFile(f.FileId);
+      }
+      c1.destroy();
       c3.destroy();
     }
   });

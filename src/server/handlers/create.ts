@@ -27,7 +27,7 @@ import { checkEaList } from '../../protocol/fscc/ea.js';
 import type { Reply, RequestContext } from '../context.js';
 import { hasAny, mapGenericAccess, parentOf, parseSmbPath, WRITE_ACCESS_BITS, wireAttributes, wireTimes } from '../files.js';
 import type { Open, Session, Tree } from '../state.js';
-import { endOpen, openEndsSettled, pendingDeleteKey, statusForRefusal, tableFileId, tableStream } from '../opens.js';
+import { endOpen, openEndsSettled, pendingDeleteKey, removalMark, removedSince, statusForRefusal, tableFileId, tableStream } from '../opens.js';
 import type { CreateOutcome, CreateRequest as TableCreate, OpenGrant, OplockLevel as TableOplock } from '../../meta/opens-client.js';
 import {
   decodeAppInstanceId,
@@ -173,6 +173,8 @@ async function openFileOnce(ctx: RequestContext, req: CreateRequest, tree: Tree)
   const ios = share.ios!;
   const session = ctx.session!;
   const server = ctx.conn.server;
+  // Removals by delete-on-close from here on are checked against the object this create opens.
+  const mark = removalMark(server);
 
   const parsed = parseSmbPath(req.Name);
   if (!parsed.ok) return { status: parsed.status };
@@ -295,9 +297,21 @@ async function openFileOnce(ctx: RequestContext, req: CreateRequest, tree: Tree)
       }
       return refuse(NtStatus.DELETE_PENDING);
     }
+    // The last open of a delete-pending object closed while this create was opening it: the object
+    // is gone (MS-FSA 2.1.5.4) and the name is looked up again.
+    const removed = (): boolean => removedSince(server, pendingDeleteKey({ file, stream: result!.stream }), mark) || removedSince(server, file, mark);
+    if (removed()) {
+      await handle.close().catch(() => undefined);
+      return RESTART;
+    }
     const a = await admit(ctx, req, tree, handle, file, result.stream, info.isDirectory, granted, overwrites, oc);
     if ('status' in a) return refuse(a.status);
     if ('restart' in a) {
+      await handle.close().catch(() => undefined);
+      return RESTART;
+    }
+    if (removed()) {
+      await server.openTable.client.close(a.grant.openId, server.openTable.now()).catch(() => undefined);
       await handle.close().catch(() => undefined);
       return RESTART;
     }
