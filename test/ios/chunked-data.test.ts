@@ -620,9 +620,11 @@ describe('chunked range operations: zero, trim, allocated ranges, clone, copy', 
     const after = mem.stats().bytes;
     expect(col.stats.objectsDeleted).toBeGreaterThan(0);
     expect(after).toBeLessThan(stored);
+    // What the collector says it freed is what left the store.
+    expect(col.stats.bytesFreed).toBe(stored - after);
     for (const [c, want] of model) expect((await h.read(c * chunk, chunk)).equals(want)).toBe(true);
     console.log(
-      `10 GiB sparse file: ${written / MiB} MiB written, ${stored / MiB} MiB in the store (ratio ${ratio.toFixed(3)}), ${allocated / MiB} MiB allocated after zero/trim/clone; collector deleted ${col.stats.objectsDeleted} objects: ${(after / MiB).toFixed(0)} MiB stored (ratio ${(after / written).toFixed(3)})`,
+      `10 GiB sparse file: ${written / MiB} MiB written, ${stored / MiB} MiB in the store (ratio ${ratio.toFixed(3)}), ${allocated / MiB} MiB allocated after zero/trim/clone; collector deleted ${col.stats.objectsDeleted} objects (${(col.stats.bytesFreed / MiB).toFixed(0)} MiB): ${(after / MiB).toFixed(0)} MiB stored (ratio ${(after / written).toFixed(3)})`,
     );
     await h.close();
   }, 120_000);

@@ -580,7 +580,7 @@ export class Collector {
     }
     let res: CommandResult | undefined;
     try {
-      res = await this.meta.propose({ t: 'ext.rewrite', fork: run.fork, expect: run.extents, writes });
+      res = await this.meta.propose({ t: 'ext.rewrite', fork: run.fork, expect: run.extents, writes, objectSizes: { [object]: at } });
     } catch (err) {
       this.log.warn({ err, fork: run.fork }, 'collector: ext.rewrite failed');
     }

@@ -382,7 +382,7 @@ export class SegmentWriter {
       for (const [fork, f] of byFork) {
         let p: Promise<CommandResult> | undefined;
         try {
-          p = f.ext.length === 0 ? undefined : this.meta.propose({ t: 'ext.writev', fork, writes: f.ext });
+          p = f.ext.length === 0 ? undefined : this.meta.propose({ t: 'ext.writev', fork, writes: f.ext, objectSizes: { [key]: at } });
         } catch (err) {
           p = Promise.reject(err);
         }
@@ -399,7 +399,7 @@ export class SegmentWriter {
             return;
           }
           let r = await x.p;
-          if (!r.ok && r.code === 'limit') r = await this.writeSlowly(x.fork, x.ext);
+          if (!r.ok && r.code === 'limit') r = await this.writeSlowly(x.fork, x.ext, at);
           this.finish(x.writes, r.ok ? undefined : refusalError(r, `write of fork ${x.fork}`));
         } catch (err) {
           this.finish(x.writes, toIosError(err, `write of fork ${x.fork}`));
@@ -413,11 +413,11 @@ export class SegmentWriter {
    * one by one, each range first unmapped in bounded steps when it alone is too fragmented. Not
    * atomic as a whole; none of these writes has been answered yet.
    */
-  private async writeSlowly(fork: number, ext: MapWrite[]): Promise<CommandResult> {
+  private async writeSlowly(fork: number, ext: MapWrite[], objectBytes: number): Promise<CommandResult> {
     const max = this.extentsPerCommandMax;
     let last: CommandResult = { ok: true };
     for (const e of ext) {
-      last = await this.meta.propose({ t: 'ext.write', fork, ...e });
+      last = await this.meta.propose({ t: 'ext.write', fork, ...e, objectSizes: { [e.object]: objectBytes } });
       if (last.ok || last.code !== 'limit') {
         if (!last.ok) return last;
         continue;
@@ -430,7 +430,7 @@ export class SegmentWriter {
         if (!r.ok) return r;
         from = cut;
       }
-      last = await this.meta.propose({ t: 'ext.write', fork, ...e });
+      last = await this.meta.propose({ t: 'ext.write', fork, ...e, objectSizes: { [e.object]: objectBytes } });
       if (!last.ok) return last;
     }
     return last;

@@ -10,7 +10,7 @@
 // A crash between the steps leaves claims; the next pass deletes them again (deletes are idempotent).
 import { limits } from '../../base/limits.js';
 import { ok, type Command, type HandlerTable } from '../tx.js';
-import { applyRefs, extentsIn, remap, type RefDeltas } from './extents.js';
+import { applyRefs, argObjectSizes, extentsIn, remap, type RefDeltas } from './extents.js';
 import {
   Budget,
   argBytes,
@@ -132,7 +132,7 @@ export function createCollectorHandlers(opts: CollectorFamilyOptions = {}): Hand
       const budget = new Budget(perCommand);
       const deltas: RefDeltas = new Map();
       for (const w of writes) remap(tx, fork, w.offset, endOf(w), [w], budget, deltas, cmd.t);
-      applyRefs(tx, deltas);
+      applyRefs(tx, deltas, argObjectSizes(cmd, perCommand));
       return ok();
     }),
   };

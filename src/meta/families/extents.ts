@@ -53,6 +53,24 @@ export interface ExtentFamilyOptions {
 
 // ---- reference counts ----
 
+/** Sizes of the objects a command maps, from its `objectSizes` (what the collector frees is counted from them). */
+export type ObjectSizes = Map<string, number>;
+
+/**
+ * A command's optional `objectSizes: { [objectKey]: bytes }`, the whole size of objects it maps (a
+ * new segment): kept in their object records so the collector can report the bytes it frees.
+ */
+export function argObjectSizes(cmd: Command, max: number): ObjectSizes | undefined {
+  const v = cmd.objectSizes;
+  if (v === undefined) return undefined;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) refuse('invalid', `${cmd.t}: objectSizes must be a map`);
+  const entries = Object.entries(v as Record<string, unknown>);
+  if (entries.length > max) refuse('limit', `${cmd.t}: objectSizes has more than ${max} entries`);
+  const out: ObjectSizes = new Map();
+  for (const [object, bytes] of entries) out.set(argObjectKey(cmd, 'objectSizes', object), argBytes(cmd, `objectSizes[${object}]`, bytes));
+  return out;
+}
+
 /** Pending reference count changes of one command, applied once at its end (insertion order). */
 export type RefDeltas = Map<string, number>;
 
@@ -65,7 +83,7 @@ function bump(d: RefDeltas, object: string, n: number): void {
  * command referenced and unreferenced again, e.g. a writev whose later write covers an earlier one:
  * its segment exists in the store and nothing points to it); a new reference takes it out of 'gc'.
  */
-export function applyRefs(tx: ApplyTx, deltas: RefDeltas): void {
+export function applyRefs(tx: ApplyTx, deltas: RefDeltas, sizes?: ObjectSizes): void {
   for (const [object, d] of deltas) {
     const k = objKey(object);
     const rec = tx.get<ObjectRecord>(k);
@@ -90,7 +108,7 @@ export function applyRefs(tx: ApplyTx, deltas: RefDeltas): void {
         refuse('stale', `object ${object} is being deleted by the collector`);
       }
       const next: ObjectRecord = { refs };
-      const bytes = rec?.bytes ?? gone?.bytes;
+      const bytes = rec?.bytes ?? gone?.bytes ?? sizes?.get(object);
       if (bytes !== undefined) next.bytes = bytes;
       // Referenced again before the collector deleted it (e.g. a late group-commit write).
       if (gone !== undefined) tx.del(g);
@@ -370,7 +388,7 @@ export function createExtentHandlers(opts: ExtentFamilyOptions = {}): HandlerTab
       end = Math.max(end, w.offset + w.length);
     }
     if (mapped.delta !== 0) adjustMapped(tx, fork, mapped.delta);
-    applyRefs(tx, deltas);
+    applyRefs(tx, deltas, argObjectSizes(cmd, perCommand));
     const size = Math.max(ownerSize(tx, f), end);
     setOwnerSize(tx, f, size);
     return ok({ size });
