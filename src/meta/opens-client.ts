@@ -9,8 +9,10 @@ import type { CommandResult, MetaErrorCode } from './tx.js';
 import {
   getLease,
   getOpen,
+  locksOfFile,
   opensOfFile,
   planBreaks,
+  rangeConflicts,
   testLock,
   type BreakNotice,
   type CreateArgs,
@@ -108,9 +110,33 @@ function unwrap<T>(r: CommandResult): ({ ok: true } & T) | Refused {
   return { ok: true, ...(r.value as T) };
 }
 
+/** What ioCheck() keeps of one open between changes of the open table. */
+interface IoCacheEntry {
+  stamp: number;
+  file: string;
+  stream: string;
+  locks: ReturnType<typeof locksOfFile>;
+  read?: boolean;
+  write?: boolean;
+}
+
+/** Opens whose ioCheck answers are kept (the map is emptied when it reaches this). */
+const IO_CACHE_MAX = 4096;
+
 /** Typed proposals of the open-table commands and the reads between them. */
 export class OpenTableClient {
-  constructor(readonly meta: MetaService) {}
+  /**
+   * Bumped, synchronously as each batch is applied, when the batch changed an open, a lease or a
+   * lock: what ioCheck() keeps per open is valid while this (and meta.restoreCount) is unchanged.
+   */
+  private generation = 0;
+  private readonly ioCache = new Map<number, IoCacheEntry>();
+
+  constructor(readonly meta: MetaService) {
+    // Registered first, so no other watcher of this service sees the change before the bump.
+    const bump = (): void => void this.generation++;
+    for (const family of ['open', 'open-file', 'lease', 'lock']) meta.watch(key(family), bump);
+  }
 
   async create(req: CreateRequest): Promise<CreateOutcome> {
     const cmd: Record<string, unknown> = { t: 'open.create' };
@@ -204,10 +230,26 @@ export class OpenTableClient {
    * this open (MS-FSA 2.1.5.3 / 2.1.5.4), and would the I/O break someone's caching (MS-FSA 2.1.4.12)?
    */
   ioCheck(file: string, openId: number, offset: U64, length: U64, write: boolean): { locked: boolean; breakNeeded: boolean } {
-    return this.meta.read((tx) => ({
-      locked: testLock(tx, file, offset, length, write, openId),
-      breakNeeded: planBreaks(tx, openId, write ? 'write' : 'read'),
-    }));
+    // Every READ and WRITE asks this: the answer is computed from the applied state once per open
+    // and kept until an open, lease or lock changes (decoding every open of a file shared by many
+    // clients on each I/O cost more than the I/O itself).
+    const stamp = this.generation * 65536 + (this.meta.restoreCount % 65536);
+    let e = this.ioCache.get(openId);
+    if (e === undefined || e.stamp !== stamp || e.file !== file) {
+      if (this.ioCache.size >= IO_CACHE_MAX) this.ioCache.clear();
+      e = this.meta.read((tx) => ({ stamp, file, stream: getOpen(tx, openId)?.stream ?? '', locks: locksOfFile(tx, file) }));
+      this.ioCache.set(openId, e);
+    }
+    const op = write ? 'write' : 'read';
+    let breakNeeded = e[op];
+    if (breakNeeded === undefined) breakNeeded = e[op] = this.meta.read((tx) => planBreaks(tx, openId, op));
+    let locked = false;
+    if (e.locks.length > 0) {
+      const off = BigInt(offset);
+      const len = BigInt(length);
+      locked = e.locks.some((l) => l.stream === e.stream && rangeConflicts(l, off, len, write, false, openId));
+    }
+    return { locked, breakNeeded };
   }
 
   /**

@@ -329,6 +329,12 @@ export class MetaService {
     this.fail(err);
   }
 
+  /**
+   * Snapshots restored by this service so far: the whole state changed at once, without watch
+   * notifications (a reader caching what watches keep current compares this too).
+   */
+  restoreCount = 0;
+
   private async restoreLatest(needAtLeast: number): Promise<void> {
     const snap = await this.opts.snapshots?.latest();
     if (!snap || snap.position < needAtLeast) {
@@ -339,6 +345,7 @@ export class MetaService {
     }
     const from = this.machine.appliedPosition;
     const pos = await this.machine.restore(snap.read());
+    this.restoreCount++;
     this.logger.info({ from, to: pos, bytes: snap.bytes }, 'meta: restored state snapshot');
   }
 
