@@ -83,7 +83,9 @@ export async function openChunkedBackend(c: ChunkedBackendConfig, log: Logger): 
     const meta = metaBackend.meta;
     const stateDir = metaBackend.stateDir;
     const cacheDir = c.cache?.dir ?? join(c.stateDir, 'cache');
-    const diskBytes = c.cache?.bytes ?? limits.chunkedDiskCacheBytesDefault;
+    // A local-directory store is a disk already: a disk cache in front of it only copies its files,
+    // so it is off unless --cache-bytes asks for one.
+    const diskBytes = c.cache?.bytes ?? (c.store.kind === 'file' ? 0 : limits.chunkedDiskCacheBytesDefault);
     const memoryBytes = c.cache?.memoryBytes ?? limits.chunkedCacheBytesMax;
     const driver = new ChunkedDriver({ meta, store, clusterId: c.clusterId, nodeId: c.nodeId, cacheDir, cacheDiskBytes: diskBytes, cacheBytes: memoryBytes });
     // Queued disk-cache writes finish after the shares close (undo runs in reverse: before the store).

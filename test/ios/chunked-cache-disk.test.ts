@@ -199,7 +199,7 @@ describe('chunked driver with a disk cache', () => {
     const machine = StateMachine.open({ store: state, handlers: metaHandlers });
     const meta = await MetaService.start({ log, machine, nodeId: 'n1', clusterId: 'test', nodeLeaseMs: 0 });
     const store = new CountingStore();
-    const opts = { meta, store, clusterId: 'test', nodeId: 'n1', cacheDir: join(dir, 'cache'), cacheDiskBytes: 8 * 1024 * KiB, readAheadBytes: 0 };
+    const opts = { meta, store, clusterId: 'test', nodeId: 'n1', cacheDir: join(dir, 'cache'), cacheDiskBytes: 8 * 1024 * KiB, readAheadBytes: 0, cacheWrites: false };
     try {
       const data = randomBytes(512 * KiB + 3);
       let driver = new ChunkedDriver(opts);

@@ -104,7 +104,8 @@ describe('chunked read cache and read-ahead', () => {
   let driver: ChunkedDriver;
 
   async function setup(opts: Partial<ChunkedDriverOptions> = {}): Promise<void> {
-    driver = new ChunkedDriver({ meta: node.svc, store, clusterId: 'test', nodeId: 'n1', ...opts });
+    // These cases count the store's gets after writing: the blocks of what was written are not kept.
+    driver = new ChunkedDriver({ meta: node.svc, store, clusterId: 'test', nodeId: 'n1', cacheWrites: false, ...opts });
     share = await driver.openShare('vms', {});
   }
   beforeEach(async () => {
@@ -123,6 +124,23 @@ describe('chunked read cache and read-ahead', () => {
     for (let at = 0; at < data.length; at += MiB) await h.write(at, data.subarray(at, Math.min(data.length, at + MiB)));
     return h;
   };
+
+  it('what was just written is read back from memory, not from the store (cacheWrites, the default)', async () => {
+    await setup({ readAheadBytes: 0, cacheWrites: true });
+    const data = randomBytes(3 * 64 * KiB + 100);
+    const h = await fileWith('w', data);
+    store.gets = 0;
+    expect((await h.read(0, data.length)).equals(data)).toBe(true);
+    expect((await h.read(64 * KiB + 7, 5000)).equals(data.subarray(64 * KiB + 7, 64 * KiB + 5007))).toBe(true);
+    expect(store.gets).toBe(0);
+    // Overwritten bytes: the new segment's blocks, never the old ones.
+    const over = randomBytes(4096);
+    await h.write(100, over);
+    over.copy(data, 100);
+    expect((await h.read(0, data.length)).equals(data)).toBe(true);
+    expect(store.gets).toBe(0);
+    await h.close();
+  });
 
   it('a second read of cached bytes does not call the store; returned buffers are never shared', async () => {
     await setup({ readAheadBytes: 0 });

@@ -44,6 +44,8 @@ export interface BlockCacheOptions {
   prefetchInFlightBytesMax?: number;
   /** Gets one readInto keeps in flight (default limits.chunkedReadGetsInFlightMax). */
   getsInFlightMax?: number;
+  /** admit() keeps the segments it is given (default true; false: only reads fill the cache). */
+  keepWrites?: boolean;
   /** The disk tier (absent: memory only). Its blocks have this cache's block size. */
   disk?: { dir: string; bytesMax: number; writeQueueBytesMax?: number; writesInFlightMax?: number };
 }
@@ -103,6 +105,7 @@ function checkPositiveInt(name: string, v: number, min: number): void {
 export class BlockCache {
   readonly bytesMax: number;
   readonly blockBytes: number;
+  private readonly keepWrites: boolean;
   private readonly fetchBlocksMax: number;
   private readonly prefetchBytesMax: number;
   private readonly getsMax: number;
@@ -110,6 +113,8 @@ export class BlockCache {
   private readonly blocks = new Map<string, Buffer>();
   private readonly inflight = new Map<string, Deferred>();
   private held = 0;
+  /** Blocks kept by admit(): not offered to the disk tier when evicted (it fills from reads only). */
+  private readonly admitted = new WeakSet<Buffer>();
   private prefetching = 0;
   readonly stats: BlockCacheStats = { hits: 0, misses: 0, joined: 0, gets: 0, getBytes: 0, prefetchedBlocks: 0, prefetchSkipped: 0, prefetchFailures: 0, evictions: 0, diskHits: 0 };
   /** The disk tier, if configured. */
@@ -121,6 +126,7 @@ export class BlockCache {
   ) {
     this.bytesMax = opts.bytesMax ?? limits.chunkedCacheBytesMax;
     this.blockBytes = opts.blockBytes ?? limits.chunkedCacheBlockBytes;
+    this.keepWrites = opts.keepWrites ?? true;
     const fetchBytes = opts.fetchBytesMax ?? limits.chunkedCacheFetchBytesMax;
     this.prefetchBytesMax = opts.prefetchInFlightBytesMax ?? limits.chunkedReadAheadInFlightBytesMax;
     this.getsMax = opts.getsInFlightMax ?? limits.chunkedReadGetsInFlightMax;
@@ -190,6 +196,39 @@ export class BlockCache {
     const started = this.bounded(jobs, this.getsMax);
     const results = await Promise.allSettled([started, ...copies]);
     for (const r of results) if (r.status === 'rejected') throw r.reason;
+  }
+
+  /**
+   * Keeps the blocks of a new object whose whole body is `parts` (in order), copied: a segment just
+   * stored (segments.ts onStored), so data read back soon after it is written does not go to the
+   * store. Memory tier only (the disk tier fills from reads). Objects are immutable: nothing can be
+   * stale. An object larger than the memory tier is not kept.
+   */
+  admit(object: string, parts: readonly Buffer[]): void {
+    const B = this.blockBytes;
+    let total = 0;
+    for (const p of parts) total += p.length;
+    if (!this.keepWrites || total === 0 || total > this.bytesMax) return;
+    let part = 0;
+    let inPart = 0;
+    for (let b = 0; b * B < total; b++) {
+      const block = Buffer.allocUnsafe(Math.min(B, total - b * B));
+      let filled = 0;
+      while (filled < block.length) {
+        const src = parts[part]!;
+        const n = src.copy(block, filled, inPart, Math.min(src.length, inPart + block.length - filled));
+        filled += n;
+        inPart += n;
+        if (inPart === src.length) {
+          part++;
+          inPart = 0;
+        }
+      }
+      const k = this.keyOf(object, b);
+      if (this.inflight.has(k)) continue;
+      this.admitted.add(block);
+      this.keep(k, block);
+    }
   }
 
   /**
@@ -371,7 +410,7 @@ export class BlockCache {
       this.blocks.delete(oldest.value);
       this.held -= ob.length;
       this.stats.evictions++;
-      if (this.disk !== undefined) {
+      if (this.disk !== undefined && !this.admitted.has(ob)) {
         // Its write-through may have been skipped (queue full): offer it again (a no-op if on disk).
         const sep = oldest.value.lastIndexOf('\u0000');
         this.disk.put(oldest.value.slice(0, sep), Number(oldest.value.slice(sep + 1)), ob);

@@ -43,6 +43,8 @@ export interface ChunkedDriverOptions {
   /** Read cache bytes (default limits.chunkedCacheBytesMax; 0 keeps nothing) and block size. */
   cacheBytes?: number;
   cacheBlockBytes?: number;
+  /** Keep each segment just written in the memory tier (default true; BlockCache.admit). */
+  cacheWrites?: boolean;
   /** Disk tier of the read cache: its directory (absent: memory only) and bytes (> 0). */
   cacheDir?: string;
   cacheDiskBytes?: number;
@@ -72,6 +74,7 @@ export class ChunkedDriver implements IosDriver {
     const cacheOpts: BlockCacheOptions = {};
     if (opts.cacheBytes !== undefined) cacheOpts.bytesMax = opts.cacheBytes;
     if (opts.cacheBlockBytes !== undefined) cacheOpts.blockBytes = opts.cacheBlockBytes;
+    if (opts.cacheWrites !== undefined) cacheOpts.keepWrites = opts.cacheWrites;
     if (opts.cacheDir !== undefined && opts.cacheDiskBytes !== 0) {
       cacheOpts.disk = { dir: opts.cacheDir, bytesMax: opts.cacheDiskBytes ?? limits.chunkedDiskCacheBytesDefault };
     }

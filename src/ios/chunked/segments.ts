@@ -75,6 +75,12 @@ export interface SegmentWriterOptions {
   clock?: Clock;
   /** How long the lease must still run when a segment is put (limits.chunkedLeaseMarginMs). */
   leaseMarginMs?: number;
+  /**
+   * Called once a segment object is durable in the store, before its writes are answered, with its
+   * key and body (the callers' buffers, in order; read them now, keep none): the read cache keeps
+   * what was just written, so reading it back does not go to the store.
+   */
+  onStored?: (key: string, parts: readonly Buffer[]) => void;
 }
 
 /**
@@ -149,6 +155,7 @@ export class SegmentWriter {
   private readonly extentsPerCommandMax: number;
   private readonly clock: Clock;
   private readonly leaseMarginMs: number;
+  private readonly onStored: SegmentWriterOptions['onStored'];
   private cur: Segment | undefined;
   /** Bytes of writes accepted and not yet answered. */
   private buffered = 0;
@@ -171,6 +178,7 @@ export class SegmentWriter {
     this.bufferedBytesMax = Math.max(opts.bufferedBytesMax ?? limits.chunkedBufferedBytesMax, 2 * this.segmentBytes);
     this.clock = opts.clock ?? systemClock;
     this.leaseMarginMs = opts.leaseMarginMs ?? limits.chunkedLeaseMarginMs;
+    this.onStored = opts.onStored;
     if (!Number.isSafeInteger(this.leaseMarginMs) || this.leaseMarginMs < 0) throw new RangeError('SegmentWriter: leaseMarginMs must be a non-negative integer');
   }
 
@@ -351,6 +359,13 @@ export class SegmentWriter {
       const io = e.code === 'EIO' ? e : new IosError('EIO', e.message, { cause: putError });
       this.finish(seg.writes, io);
       return;
+    }
+    if (this.onStored !== undefined) {
+      try {
+        this.onStored(key, seg.writes.map((w) => w.data));
+      } catch {
+        // A cache that cannot keep the bytes changes nothing for the write.
+      }
     }
     // The lease may have run out during the put: then propose nothing (the object is garbage of our
     // epoch, swept once this node joins again; fsck reports it meanwhile).

@@ -94,6 +94,8 @@ export class ChunkedShare implements IosShare, ShareContext {
       clusterId: deps.clusterId,
       nodeId: deps.nodeId,
       clock: deps.clock,
+      // What was just written is read from memory (the memory tier only: see BlockCache.admit).
+      onStored: (key, parts) => this.cache.admit(key, parts),
     };
     if (deps.segmentBytes !== undefined) w.segmentBytes = deps.segmentBytes;
     if (deps.groupCommitMs !== undefined) w.groupCommitMs = deps.groupCommitMs;
