@@ -315,7 +315,7 @@ async function main(): Promise<number> {
     const randRows = tables.find((t) => t.workload === 'rand')?.rows;
     const cmp: RawComparison = {
       seqPutMiBs: seqRow?.value != null ? seqRow.value * 1024 : null,
-      rand4kWrite: [1, 8].map((conns) => {
+      rand4kWrite: [1, 8, 32].map((conns) => {
         const m = randRows?.find((r) => r.id === `4096-write-${conns}`)?.results.rgw;
         return { conns, iops: m?.value ?? null, latUs: (m?.detail['lat_us'] as Record<string, number> | undefined) ?? null };
       }),

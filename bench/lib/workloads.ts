@@ -210,6 +210,8 @@ function median(xs: number[]): number {
 const randCases: { bs: number; mode: 'read' | 'write'; procs: number }[] = [];
 for (const bs of [4096, 65536])
   for (const mode of ['read', 'write'] as const) for (const procs of [1, 8]) randCases.push({ bs, mode, procs });
+// Many writers at once: what group commit gathers (a Hyper-V host keeps dozens of I/Os in flight).
+randCases.splice(randCases.findIndex((c) => c.bs === 4096 && c.mode === 'write' && c.procs === 8) + 1, 0, { bs: 4096, mode: 'write', procs: 32 });
 
 export const randWorkload: Workload = {
   id: 'rand',
