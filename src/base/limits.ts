@@ -267,6 +267,14 @@ export const limits = {
   /** Bytes one pass rewrites, and extent records it scans looking for fragmented runs. */
   collectorCompactBytesPerPass: 64 * MiB,
   collectorCompactScanPerPass: 65_536,
+  /** Compaction waits while the node's chunked shares were written within this window (their
+   *  ranges are likely rewritten again: a compaction of them goes stale and competes with the
+   *  writes for the store) ... */
+  collectorCompactQuietMs: 5_000,
+  /** ... but not for more than this many passes in a row; such a pass then rewrites at most
+   *  collectorCompactBusyBytesPerPass. */
+  collectorCompactDeferPassesMax: 6,
+  collectorCompactBusyBytesPerPass: 8 * MiB,
   /** Orphan sweep (H18): segment keys listed per pass (paged, resuming where the last pass stopped)
    *  and orphaned segments of superseded writers deleted per pass. */
   collectorOrphanListPerPass: 10_000,

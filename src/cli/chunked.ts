@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { TesseraError } from '../base/errors.js';
+import { systemClock } from '../base/clock.js';
 import { limits } from '../base/limits.js';
 import { Collector } from '../ios/chunked/collector.js';
 import { ChunkedDriver } from '../ios/chunked/index.js';
@@ -92,7 +93,15 @@ export async function openChunkedBackend(c: ChunkedBackendConfig, log: Logger): 
     undo.push(() => driver.cache.close());
     // The collector: reaps unlinked files' maps, deletes objects nothing references (after a grace
     // window), compacts fragmented ranges. Stopped before the service closes (undo runs in reverse).
-    const collector = new Collector({ meta, store, clusterId: c.clusterId, nodeId: c.nodeId, logger: log.child({ part: 'collector' }) });
+    const collector = new Collector({
+      meta,
+      store,
+      clusterId: c.clusterId,
+      nodeId: c.nodeId,
+      logger: log.child({ part: 'collector' }),
+      // Ranges being written are left alone until the writes pause (see limits.collectorCompactQuietMs).
+      busy: () => systemClock.monotonicMs() - driver.activity.lastWriteMs < limits.collectorCompactQuietMs,
+    });
     collector.start();
     undo.push(() => collector.stop());
     const cache = `memory ${memoryBytes} bytes, ${diskBytes === 0 ? 'no disk' : `disk ${diskBytes} bytes in ${cacheDir}`}`;

@@ -2,6 +2,7 @@
 // reaping, deleting unreferenced objects after the grace window and not before, claims refusing late
 // references, compaction byte-exact under concurrent writes (the CAS refusal path included), and
 // never deleting an object something references.
+import { limits } from '../../src/base/limits.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -246,6 +247,27 @@ describe('collector: compaction', () => {
     await fragment(sparse, Buffer.alloc(10 * 2 * 4096), 10, 4096, 4096);
     const again = await col.collectOnce();
     expect(again.compactions).toBe(0);
+  });
+
+  it('waits while the shares are busy, at most collectorCompactDeferPassesMax passes in a row', async () => {
+    const env = await openEnv();
+    let busy = true;
+    const col = new Collector({ meta: env.svc, store: env.store, clusterId: 'test', nodeId: 'n1', graceMs: 0, positionLag: 0, compaction: { minExtents: 4, smallBytes: 8192 }, extentsPerCommandMax: BUDGET, busy: () => busy });
+    const { handle } = await env.share.open('busy.bin', { mode: 'create', write: true });
+    const model = Buffer.alloc(5 * 4096);
+    await fragment(handle, model, 5, 4096, 0);
+    const fork = forkOf(handle);
+    for (let i = 0; i < limits.collectorCompactDeferPassesMax; i++) expect((await col.collectOnce()).compactions).toBe(0);
+    expect(col.stats.compactionPassesDeferred).toBe(limits.collectorCompactDeferPassesMax);
+    expect(extentCount(env.svc, fork)).toBe(5);
+    // Busy for too long: this pass compacts anyway (within collectorCompactBusyBytesPerPass).
+    expect((await col.collectOnce()).compactions).toBe(1);
+    expect(extentCount(env.svc, fork)).toBe(1);
+    // Quiet: compaction runs at every pass again.
+    busy = false;
+    await fragment(handle, model, 5, 4096, 0);
+    expect((await col.collectOnce()).compactions).toBe(1);
+    expect((await handle.read(0, model.length)).equals(model)).toBe(true);
   });
 
   it('is refused (stale) when a write changes the range meanwhile; the new segment is deleted; data stays exact', async () => {

@@ -91,6 +91,12 @@ export interface CollectorOptions {
   orphansPerPass?: number;
   /** Compaction segments are put only while the node's lease runs this much longer (limits.chunkedLeaseMarginMs). */
   leaseMarginMs?: number;
+  /**
+   * True while the shares are being written (cli: a write in the last limits.collectorCompactQuietMs).
+   * Compaction then waits, at most limits.collectorCompactDeferPassesMax passes in a row; a pass that
+   * waited that long compacts at most limits.collectorCompactBusyBytesPerPass.
+   */
+  busy?: () => boolean;
 }
 
 export interface CollectorStats {
@@ -112,6 +118,8 @@ export interface CollectorStats {
   orphanBytesFreed: number;
   /** Full listings of the segment prefix completed by the sweep. */
   orphanScans: number;
+  /** Passes that left compaction for later because the shares were being written (busy). */
+  compactionPassesDeferred: number;
 }
 
 export interface PassResult {
@@ -149,6 +157,7 @@ export class Collector {
     orphansDeleted: 0,
     orphanBytesFreed: 0,
     orphanScans: 0,
+    compactionPassesDeferred: 0,
   };
   private readonly meta: MetaService;
   private readonly store: ObjectStore;
@@ -166,6 +175,9 @@ export class Collector {
   private readonly orphanListPerPass: number;
   private readonly orphansPerPass: number;
   private readonly leaseMarginMs: number;
+  private readonly busy: (() => boolean) | undefined;
+  /** Passes in a row that deferred compaction. */
+  private compactDeferred = 0;
   /** Per node: (epoch, monotonic ms) samples, oldest first (the orphan sweep's grace). */
   private epochSamples = new Map<string, { epoch: number; at: number }[]>();
   /** Where the orphan listing resumes (exclusive); undefined: at the start of the prefix. */
@@ -199,6 +211,7 @@ export class Collector {
     this.orphanListPerPass = opts.orphanListPerPass ?? limits.collectorOrphanListPerPass;
     this.orphansPerPass = opts.orphansPerPass ?? limits.collectorOrphansPerPass;
     this.leaseMarginMs = opts.leaseMarginMs ?? limits.chunkedLeaseMarginMs;
+    this.busy = opts.busy;
     for (const [n, v] of [
       ['graceMs', this.graceMs],
       ['positionLag', this.positionLag],
@@ -316,7 +329,18 @@ export class Collector {
     const r: PassResult = { reapSlices: 0, objectsDeleted: 0, bytesFreed: 0, compactions: 0, compactionsStale: 0, extentsCompacted: 0, orphansDeleted: 0, orphanBytesFreed: 0 };
     await this.reap(r);
     await this.deleteGarbage(r);
-    if (this.compact !== undefined) await this.compactRuns(r);
+    if (this.compact !== undefined) {
+      if (this.busy?.() !== true) {
+        this.compactDeferred = 0;
+        await this.compactRuns(r, this.compact.bytesPerPass);
+      } else if (++this.compactDeferred > limits.collectorCompactDeferPassesMax) {
+        // Written to without pause: compact a little anyway, so fragmentation cannot grow forever.
+        this.compactDeferred = 0;
+        await this.compactRuns(r, Math.min(this.compact.bytesPerPass, limits.collectorCompactBusyBytesPerPass));
+      } else {
+        this.stats.compactionPassesDeferred++;
+      }
+    }
     if (!this.stopping) await this.sweepOrphans(r);
     this.stats.passes++;
     if (r.reapSlices + r.objectsDeleted + r.compactions + r.compactionsStale + r.orphansDeleted > 0) {
@@ -498,7 +522,7 @@ export class Collector {
   // ---- (c) compaction ----
 
   /** Finds runs of small extents (one consistent read, bounded), then rewrites them one by one. */
-  private findRuns(): Run[] {
+  private findRuns(bytesPerPass: number): Run[] {
     const c = this.compact!;
     return this.meta.read((tx) => {
       const runs: Run[] = [];
@@ -514,7 +538,7 @@ export class Collector {
         run = undefined;
       };
       for (const [k, e] of tx.range<Extent>(key('ext'), this.extCursor === undefined ? {} : { start: this.extCursor })) {
-        if (scanned === c.scanPerPass || bytes >= c.bytesPerPass) {
+        if (scanned === c.scanPerPass || bytes >= bytesPerPass) {
           cursor = k;
           break;
         }
@@ -536,8 +560,8 @@ export class Collector {
     });
   }
 
-  private async compactRuns(r: PassResult): Promise<void> {
-    for (const run of this.findRuns()) {
+  private async compactRuns(r: PassResult, bytesPerPass: number): Promise<void> {
+    for (const run of this.findRuns(bytesPerPass)) {
       if (this.stopping) break;
       await this.rewrite(run, r);
     }

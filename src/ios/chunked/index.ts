@@ -21,6 +21,7 @@ import { IOS_SPI_VERSION, type IosDriver, type IosShare } from '../spi.js';
 import { limits } from '../../base/limits.js';
 import { BlockCache, type BlockCacheOptions } from './cache.js';
 import { ChunkedShare, type ChunkedShareDeps } from './share.js';
+import type { WriteActivity } from './segments.js';
 
 export { ChunkedShare } from './share.js';
 export { ChunkedHandle } from './handle.js';
@@ -58,6 +59,8 @@ export class ChunkedDriver implements IosDriver {
   private readonly deps: ChunkedShareDeps;
   /** The read cache shared by every share of this driver (one store); close() it after the shares. */
   readonly cache: BlockCache;
+  /** When a share of this driver was last written (by its clock's monotonicMs()). */
+  readonly activity: WriteActivity = { lastWriteMs: Number.NEGATIVE_INFINITY };
 
   constructor(opts: ChunkedDriverOptions) {
     const deps: ChunkedShareDeps = {
@@ -80,6 +83,7 @@ export class ChunkedDriver implements IosDriver {
     }
     this.cache = new BlockCache(opts.store, cacheOpts);
     deps.cache = this.cache;
+    deps.activity = this.activity;
     if (opts.readAheadBytes !== undefined) deps.readAheadBytesMax = opts.readAheadBytes;
     this.deps = deps;
   }

@@ -81,6 +81,13 @@ export interface SegmentWriterOptions {
    * what was just written, so reading it back does not go to the store.
    */
   onStored?: (key: string, parts: readonly Buffer[]) => void;
+  /** Stamped with the clock's monotonicMs() at every write (the driver's shares share one). */
+  activity?: WriteActivity;
+}
+
+/** When a share of a driver was last written (the collector defers compaction meanwhile). */
+export interface WriteActivity {
+  lastWriteMs: number;
 }
 
 /**
@@ -156,6 +163,7 @@ export class SegmentWriter {
   private readonly clock: Clock;
   private readonly leaseMarginMs: number;
   private readonly onStored: SegmentWriterOptions['onStored'];
+  private readonly activity: WriteActivity | undefined;
   private cur: Segment | undefined;
   /** Bytes of writes accepted and not yet answered. */
   private buffered = 0;
@@ -179,6 +187,7 @@ export class SegmentWriter {
     this.clock = opts.clock ?? systemClock;
     this.leaseMarginMs = opts.leaseMarginMs ?? limits.chunkedLeaseMarginMs;
     this.onStored = opts.onStored;
+    this.activity = opts.activity;
     if (!Number.isSafeInteger(this.leaseMarginMs) || this.leaseMarginMs < 0) throw new RangeError('SegmentWriter: leaseMarginMs must be a non-negative integer');
   }
 
@@ -195,6 +204,7 @@ export class SegmentWriter {
    */
   write(fork: number, offset: number, data: Buffer): Promise<void> {
     if (this.closed) return Promise.reject(new IosError('EIO', 'share is closing'));
+    if (this.activity !== undefined) this.activity.lastWriteMs = this.clock.monotonicMs();
     let p: Promise<void>;
     if (data.length > this.segmentBytes) {
       const parts: Promise<void>[] = [];

@@ -27,7 +27,7 @@ import { checkStreamName, splitPath } from '../names.js';
 import { refusalError, toIosError, valueOf } from './errors.js';
 import { ChunkedHandle, CLUSTER_BYTES, easArg, forkState, infoOf, type ShareContext } from './handle.js';
 import { BlockCache } from './cache.js';
-import { SegmentWriter } from './segments.js';
+import { SegmentWriter, type WriteActivity } from './segments.js';
 
 const openModes: ReadonlySet<OpenMode> = new Set(['open', 'create', 'openOrCreate', 'truncate', 'truncateOrCreate', 'replace']);
 const truncatingModes: ReadonlySet<OpenMode> = new Set(['truncate', 'truncateOrCreate', 'replace']);
@@ -70,6 +70,8 @@ export interface ChunkedShareDeps {
   cache?: BlockCache;
   /** Largest read-ahead window per handle (default limits.chunkedReadAheadBytesMax; 0 disables). */
   readAheadBytesMax?: number;
+  /** Stamped at every write (index.ts: one per driver). */
+  activity?: WriteActivity;
 }
 
 export class ChunkedShare implements IosShare, ShareContext {
@@ -96,6 +98,7 @@ export class ChunkedShare implements IosShare, ShareContext {
       clock: deps.clock,
       // What was just written is read from memory (the memory tier only: see BlockCache.admit).
       onStored: (key, parts) => this.cache.admit(key, parts),
+      ...(deps.activity !== undefined ? { activity: deps.activity } : {}),
     };
     if (deps.segmentBytes !== undefined) w.segmentBytes = deps.segmentBytes;
     if (deps.groupCommitMs !== undefined) w.groupCommitMs = deps.groupCommitMs;
