@@ -222,6 +222,10 @@ export const limits = {
   chunkedCacheBlockBytes: 64 * KiB,
   /** Longest run of missing blocks fetched by one ranged get (longer runs are fetched in parallel). */
   chunkedCacheFetchBytesMax: 1 * MiB,
+  /** A segment just written is kept in the read cache's memory tier only if it is smaller than this
+   *  (small segments: random writes, likely read back soon; a large sequential write would only push
+   *  the cache out, and copying it costs CPU on the write path). */
+  chunkedCacheAdmitSegmentBytesMax: 1 * MiB,
   /** Largest read-ahead window of one handle (it grows from a few reads' worth up to this). */
   chunkedReadAheadBytesMax: 8 * MiB,
   /** Bytes of read-ahead fetches in flight per driver; beyond it read-ahead is skipped, never queued. */

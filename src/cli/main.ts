@@ -50,7 +50,7 @@ const USAGE = `usage:
   --cache-dir DIR     read cache of chunked shares on disk (default <state dir>/cache); --cache-bytes
                       bounds it (default 4G, or none with a file:// store; 0: no disk cache),
                       --cache-memory-bytes the memory tier
-                      (default 256M; it also keeps what was just written); sizes take K, M, G, T
+                      (default 256M; it also keeps small segments just written); sizes take K, M, G, T
   tessera user add NAME [--users-file FILE]     (reads the password from stdin or asks twice on a terminal)
   tessera user del NAME [--users-file FILE]
   tessera user list [--users-file FILE]

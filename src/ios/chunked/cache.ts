@@ -44,8 +44,10 @@ export interface BlockCacheOptions {
   prefetchInFlightBytesMax?: number;
   /** Gets one readInto keeps in flight (default limits.chunkedReadGetsInFlightMax). */
   getsInFlightMax?: number;
-  /** admit() keeps the segments it is given (default true; false: only reads fill the cache). */
+  /** admit() keeps the segments it is given (default true; false: only reads fill the cache)... */
   keepWrites?: boolean;
+  /** ... when smaller than this (default limits.chunkedCacheAdmitSegmentBytesMax). */
+  admitBytesMax?: number;
   /** The disk tier (absent: memory only). Its blocks have this cache's block size. */
   disk?: { dir: string; bytesMax: number; writeQueueBytesMax?: number; writesInFlightMax?: number };
 }
@@ -106,6 +108,7 @@ export class BlockCache {
   readonly bytesMax: number;
   readonly blockBytes: number;
   private readonly keepWrites: boolean;
+  private readonly admitBytesMax: number;
   private readonly fetchBlocksMax: number;
   private readonly prefetchBytesMax: number;
   private readonly getsMax: number;
@@ -127,6 +130,7 @@ export class BlockCache {
     this.bytesMax = opts.bytesMax ?? limits.chunkedCacheBytesMax;
     this.blockBytes = opts.blockBytes ?? limits.chunkedCacheBlockBytes;
     this.keepWrites = opts.keepWrites ?? true;
+    this.admitBytesMax = opts.admitBytesMax ?? limits.chunkedCacheAdmitSegmentBytesMax;
     const fetchBytes = opts.fetchBytesMax ?? limits.chunkedCacheFetchBytesMax;
     this.prefetchBytesMax = opts.prefetchInFlightBytesMax ?? limits.chunkedReadAheadInFlightBytesMax;
     this.getsMax = opts.getsInFlightMax ?? limits.chunkedReadGetsInFlightMax;
@@ -202,13 +206,13 @@ export class BlockCache {
    * Keeps the blocks of a new object whose whole body is `parts` (in order), copied: a segment just
    * stored (segments.ts onStored), so data read back soon after it is written does not go to the
    * store. Memory tier only (the disk tier fills from reads). Objects are immutable: nothing can be
-   * stale. An object larger than the memory tier is not kept.
+   * stale. An object larger than the memory tier, or not smaller than admitBytesMax, is not kept.
    */
   admit(object: string, parts: readonly Buffer[]): void {
     const B = this.blockBytes;
     let total = 0;
     for (const p of parts) total += p.length;
-    if (!this.keepWrites || total === 0 || total > this.bytesMax) return;
+    if (!this.keepWrites || total === 0 || total > this.bytesMax || total >= this.admitBytesMax) return;
     let part = 0;
     let inPart = 0;
     for (let b = 0; b * B < total; b++) {
