@@ -231,6 +231,30 @@ describe('chunked read cache and read-ahead', () => {
     await mem.close();
   });
 
+  it('blocks of one ranged get share its buffer, and the bound counts that buffer once, until its last block goes', async () => {
+    const mem = new MemoryObjectStore();
+    const data = randomBytes(2 * MiB);
+    await mem.put('o', data);
+    // 64 KiB blocks, 1 MiB gets: a 4 MiB tier holds views into shared 1 MiB buffers.
+    const cache = new BlockCache(mem, { bytesMax: 4 * MiB, blockBytes: 64 * KiB, fetchBytesMax: MiB });
+    const out = Buffer.alloc(2 * MiB);
+    await cache.readInto([{ object: 'o', objectOffset: 0, length: 2 * MiB, at: 0 }], out);
+    expect(out.equals(data)).toBe(true);
+    expect(cache.size).toBe(32);
+    expect(cache.bytes).toBe(2 * MiB); // two gets' buffers, not 32 copies
+    // Changing what the caller got changes nothing kept.
+    out.fill(0);
+    await cache.readInto([{ object: 'o', objectOffset: 0, length: 2 * MiB, at: 0 }], out);
+    expect(out.equals(data)).toBe(true);
+    // Other objects push them out: the first buffer is released only with its last block.
+    await mem.put('p', randomBytes(3 * MiB));
+    await cache.readInto([{ object: 'p', objectOffset: 0, length: 3 * MiB, at: 0 }], Buffer.alloc(3 * MiB));
+    expect(cache.bytes).toBeLessThanOrEqual(4 * MiB);
+    expect(cache.bytes).toBe(4 * MiB); // p's three buffers and what is left of o's second one
+    expect(cache.size).toBe(48 + 16);
+    await mem.close();
+  });
+
   it('read-ahead fetches ahead on sequential reads, and never on random ones', async () => {
     await setup({ readAheadBytes: 2 * MiB });
     const data = randomBytes(8 * MiB);

@@ -116,6 +116,8 @@ export class BlockCache {
   private readonly blocks = new Map<string, Buffer>();
   private readonly inflight = new Map<string, Deferred>();
   private held = 0;
+  /** Kept blocks that are views into each shared buffer (see charge()). */
+  private readonly views = new Map<ArrayBufferLike, number>();
   /** Blocks kept by admit(): not offered to the disk tier when evicted (it fills from reads only). */
   private readonly admitted = new WeakSet<Buffer>();
   private prefetching = 0;
@@ -170,6 +172,7 @@ export class BlockCache {
   /** Drops every kept block (fetches in flight finish and are kept). */
   clear(): void {
     this.blocks.clear();
+    this.views.clear();
     this.held = 0;
   }
 
@@ -378,9 +381,10 @@ export class BlockCache {
       const k = this.keyOf(run.object, run.first + i);
       const s = Math.min(i * B, buf.length);
       const t = Math.min((i + 1) * B, buf.length);
-      // One block: the store's buffer is ours (its contract). Several: each block gets its own memory,
-      // so evicting one frees it (a subarray would pin the whole get).
-      const block = run.count === 1 ? buf : Buffer.from(buf.subarray(s, t));
+      // The store's buffer is ours (its contract): blocks are views into it, not copies (copying
+      // cost more than the rest of a cold read); keep() counts the whole buffer while any view of it
+      // is kept. In a memory tier too small for that (a quarter of it), each block gets its own copy.
+      const block = run.count === 1 || buf.buffer.byteLength * 4 <= this.bytesMax ? buf.subarray(s, t) : Buffer.from(buf.subarray(s, t));
       if (this.inflight.get(k) === run.waits[i]) this.inflight.delete(k);
       if (block.length > 0) {
         this.keep(k, block);
@@ -398,21 +402,47 @@ export class BlockCache {
     return buf;
   }
 
+  /**
+   * Memory a kept block holds: its own bytes, or, for a view into a larger buffer (the blocks of one
+   * ranged get share it), that whole buffer, counted once for all the views kept into it and
+   * released when the last of them goes. The bound is on memory really held.
+   */
+  private charge(block: Buffer): number {
+    const whole = block.buffer.byteLength;
+    // Slices of Node's small-buffer pool count as themselves, as they always did.
+    if (whole <= block.length || whole <= Buffer.poolSize) return block.length;
+    const refs = this.views.get(block.buffer) ?? 0;
+    this.views.set(block.buffer, refs + 1);
+    return refs === 0 ? whole : 0;
+  }
+
+  private release(block: Buffer): number {
+    const whole = block.buffer.byteLength;
+    if (whole <= block.length || whole <= Buffer.poolSize) return block.length;
+    const refs = this.views.get(block.buffer) ?? 1;
+    if (refs > 1) {
+      this.views.set(block.buffer, refs - 1);
+      return 0;
+    }
+    this.views.delete(block.buffer);
+    return whole;
+  }
+
   private keep(k: string, block: Buffer): void {
-    if (block.length > this.bytesMax) return;
+    if (Math.max(block.length, block.buffer.byteLength > Buffer.poolSize ? block.buffer.byteLength : 0) > this.bytesMax) return;
     const old = this.blocks.get(k);
     if (old !== undefined) {
       this.blocks.delete(k);
-      this.held -= old.length;
+      this.held -= this.release(old);
     }
     this.blocks.set(k, block);
-    this.held += block.length;
+    this.held += this.charge(block);
     while (this.held > this.bytesMax) {
       const oldest = this.blocks.keys().next();
       if (oldest.done === true) break;
       const ob = this.blocks.get(oldest.value)!;
       this.blocks.delete(oldest.value);
-      this.held -= ob.length;
+      this.held -= this.release(ob);
       this.stats.evictions++;
       if (this.disk !== undefined && !this.admitted.has(ob)) {
         // Its write-through may have been skipped (queue full): offer it again (a no-op if on disk).
