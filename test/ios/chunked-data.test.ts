@@ -142,6 +142,56 @@ describe('chunked read cache and read-ahead', () => {
     await h.close();
   });
 
+  it('reads see every write, zero, truncate and clone made through any handle at once (the map cache, map-cache.ts)', async () => {
+    await setup({ readAheadBytes: 0, cacheWrites: true });
+    const a = (await share.open('m', { mode: 'openOrCreate', write: true })).handle as ChunkedHandle;
+    const src = (await share.open('src', { mode: 'openOrCreate', write: true })).handle as ChunkedHandle;
+    const srcData = randomBytes(64 * KiB);
+    await src.write(0, srcData);
+    const b = (await share.open('m', { mode: 'open', write: false })).handle as ChunkedHandle;
+    const span = 256 * KiB;
+    let model = Buffer.alloc(0);
+    const resize = (n: number): void => {
+      const next = Buffer.alloc(n);
+      model.copy(next, 0, 0, Math.min(n, model.length));
+      model = next;
+    };
+    const rnd = (n: number): number => Math.floor(Math.random() * n);
+    for (let step = 0; step < 300; step++) {
+      const op = rnd(10);
+      const off = rnd(span);
+      const len = 1 + rnd(16 * KiB);
+      if (op < 5) {
+        const d = randomBytes(len);
+        await a.write(off, d);
+        if (off + len > model.length) resize(off + len);
+        d.copy(model, off);
+      } else if (op < 7) {
+        await a.zeroRange(off, len);
+        if (off < model.length) model.fill(0, off, Math.min(model.length, off + len));
+      } else if (op < 8) {
+        const size = rnd(span);
+        await a.truncate(size);
+        resize(size);
+      } else {
+        // Clone onto bytes inside the end of file (FSCTL_DUPLICATE_EXTENTS_TO_FILE needs them there).
+        const n = 4 * KiB * (1 + rnd(8));
+        if (model.length < n) continue;
+        const at = 4 * KiB * rnd(Math.floor((model.length - n) / (4 * KiB)) + 1);
+        await a.cloneRange(src, 0, at, n);
+        srcData.copy(model, at, 0, n);
+      }
+      // Every read comes after the change was answered: through the other handle, whole and in part.
+      expect((await b.info()).size).toBe(model.length);
+      expect((await b.read(0, span + 64 * KiB)).equals(model)).toBe(true);
+      const from = rnd(model.length + 1);
+      const l = rnd(32 * KiB);
+      expect((await b.read(from, l)).equals(model.subarray(from, Math.min(model.length, from + l)))).toBe(true);
+    }
+    expect((share as unknown as { maps: { stats: { hits: number } } }).maps.stats.hits).toBeGreaterThan(300);
+    for (const h of [a, b, src]) await h.close();
+  });
+
   it('a second read of cached bytes does not call the store; returned buffers are never shared', async () => {
     await setup({ readAheadBytes: 0 });
     const data = randomBytes(256 * KiB);

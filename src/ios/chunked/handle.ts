@@ -26,6 +26,7 @@ import {
 import { toIosError, valueOf } from './errors.js';
 import type { BlockCache, ReadPiece } from './cache.js';
 import type { SegmentWriter } from './segments.js';
+import { overlapping, type ForkMapCache } from './map-cache.js';
 
 /** What a handle needs from its share. */
 export interface ShareContext {
@@ -34,6 +35,8 @@ export interface ShareContext {
   readonly writer: SegmentWriter;
   /** The driver's read cache (cache.ts), keyed by object: shared by every share on the same store. */
   readonly cache: BlockCache;
+  /** Sizes and extent maps of forks as applied, kept between changes (map-cache.ts). */
+  readonly maps: ForkMapCache;
   /** Largest read-ahead window of a handle (0: no read-ahead). */
   readonly readAheadBytesMax: number;
   readonly readOnly: boolean;
@@ -208,6 +211,20 @@ export class ChunkedHandle implements IosHandle {
 
   /** The mapped pieces of [offset, offset+length) clamped at end of file; undefined when empty. */
   private plan(offset: number, length: number): { n: number; size: number; pieces: ReadPiece[] } | undefined {
+    const v = this.ctx.maps.view(this.fork);
+    if (v === undefined) throw new IosError('ENOENT', `data of inode ${this.ino} no longer exists`);
+    if (v.extents !== undefined) {
+      const end = Math.min(offset + length, v.size);
+      if (end <= offset) return undefined;
+      const pieces: ReadPiece[] = [];
+      for (const e of overlapping(v.extents, offset, end)) {
+        const s0 = Math.max(e.offset, offset);
+        const t0 = Math.min(e.offset + e.length, end);
+        if (t0 > s0) pieces.push({ object: e.object, objectOffset: e.objectOffset + (s0 - e.offset), length: t0 - s0, at: s0 - offset });
+      }
+      return { n: end - offset, size: v.size, pieces };
+    }
+    // A map too fragmented to keep: read the window from the state.
     return this.ctx.meta.read((tx) => {
       const s = forkState(tx, this.fork);
       if (s === undefined) throw new IosError('ENOENT', `data of inode ${this.ino} no longer exists`);

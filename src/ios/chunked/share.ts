@@ -28,6 +28,7 @@ import { refusalError, toIosError, valueOf } from './errors.js';
 import { ChunkedHandle, CLUSTER_BYTES, easArg, forkState, infoOf, type ShareContext } from './handle.js';
 import { BlockCache } from './cache.js';
 import { SegmentWriter, type WriteActivity } from './segments.js';
+import { ForkMapCache } from './map-cache.js';
 
 const openModes: ReadonlySet<OpenMode> = new Set(['open', 'create', 'openOrCreate', 'truncate', 'truncateOrCreate', 'replace']);
 const truncatingModes: ReadonlySet<OpenMode> = new Set(['truncate', 'truncateOrCreate', 'replace']);
@@ -79,6 +80,7 @@ export class ChunkedShare implements IosShare, ShareContext {
   readonly store: ObjectStore;
   readonly writer: SegmentWriter;
   readonly cache: BlockCache;
+  readonly maps: ForkMapCache;
   readonly readAheadBytesMax: number;
   private closed = false;
 
@@ -106,6 +108,7 @@ export class ChunkedShare implements IosShare, ShareContext {
     if (deps.extentsPerCommandMax !== undefined) w.extentsPerCommandMax = deps.extentsPerCommandMax;
     this.writer = new SegmentWriter(w);
     this.cache = deps.cache ?? new BlockCache(deps.store);
+    this.maps = new ForkMapCache(deps.meta, forkState);
     this.readAheadBytesMax = deps.readAheadBytesMax ?? limits.chunkedReadAheadBytesMax;
   }
 
@@ -279,6 +282,7 @@ export class ChunkedShare implements IosShare, ShareContext {
     if (this.closed) return;
     this.closed = true;
     await this.writer.close();
+    this.maps.close();
   }
 
   // ---- data operations shared with handles ----
