@@ -48,6 +48,8 @@ export interface LeaseGrant {
 /** What open.create, open.reconnect and a replayed create answer about the open. */
 export interface OpenGrant {
   openId: number;
+  /** open.create only: the create was a replay of an earlier one (MS-SMB2 3.3.5.9.10). */
+  replayed?: boolean;
   oplock: OplockLevel;
   durable: DurableKind;
   timeoutMs: number;

@@ -414,3 +414,24 @@ export async function setDeletePending(server: Server, open: Open, pending: bool
   if (pending) server.pendingDeletes.set(key, { path: open.path, ...(open.stream !== undefined ? { stream: open.stream } : {}) });
   else server.pendingDeletes.delete(key);
 }
+
+/**
+ * MS-SMB2 3.3.5.2.10 for WRITE, SET_INFO and IOCTL on an open (3.x): a ChannelSequence ahead of the
+ * open's becomes the open's (in the replicated table, so another node judges replays the same
+ * way); one behind it is stale and the request fails with STATUS_FILE_NOT_AVAILABLE (the client then
+ * replays it). The common case, the same sequence, costs nothing. Open.OutstandingRequestCount and
+ * OutstandingPreRequestCount are not kept yet, so a replay (SMB2_FLAGS_REPLAY_OPERATION) carrying the
+ * current sequence is accepted even while requests of the previous sequence are outstanding.
+ */
+export function channelSequenceGate(server: Server, open: Open, dialect: number, channelSequence: number): Promise<number | undefined> | undefined {
+  // The common case answers synchronously: an await here, even of nothing, lets requests that
+  // arrived behind this one on the connection overtake it (smbtorture smb2.lease.rename_wait).
+  if (dialect < 0x0300 || open.tableId === undefined || channelSequence === open.channelSequence) return undefined;
+  return (async () => {
+    const r = await server.openTable.client.channelSequence(open.tableId!, channelSequence);
+    if (!r.ok) return undefined;
+    if (r.stale) return NtStatus.FILE_NOT_AVAILABLE;
+    open.channelSequence = r.channelSequence;
+    return undefined;
+  })();
+}

@@ -136,6 +136,10 @@ export interface Open {
   disconnected: boolean;
   /** CreateGuid of a DH2Q open (hex), for DH2C (3.3.5.9.12). */
   createGuid?: string;
+  /** The CreateAction the open was answered with (a replayed create answers the same, 3.3.5.9.10). */
+  createAction: number;
+  /** Open.ChannelSequence as this node last saw it (the table holds the replicated one; 3.3.5.2.10). */
+  channelSequence: number;
 }
 
 export interface ServerIdentity {

@@ -133,6 +133,8 @@ function openPipe(ctx: RequestContext, req: CreateRequest): Reply {
     clientGuid: clientGuidOf(ctx.conn),
     durable: 'none',
     disconnected: false,
+    channelSequence: 0,
+    createAction: CreateAction.FILE_OPENED,
   };
   session.opens.set(volatile, open);
   const FileId = { Persistent: open.persistent, Volatile: open.volatile };
@@ -316,6 +318,14 @@ async function openFileOnce(ctx: RequestContext, req: CreateRequest, tree: Tree)
       return RESTART;
     }
     admitted = a;
+    const replayed = a.grant.replayed ? server.openTable.get(a.grant.openId) : undefined;
+    if (replayed !== undefined && !replayed.closed && !replayed.disconnected && replayed.session === session) {
+      // MS-SMB2 3.3.5.9.10: a replayed create (same CreateGuid, REPLAY flag) answers with the open it
+      // made the first time: same FileId, same create action; nothing is opened, truncated or broken.
+      await handle.close().catch(() => undefined);
+      const replayInfo = await replayed.handle!.info();
+      return createdReply(replayed, replayInfo, replayed.createAction, wireOplock(a.grant.oplock), grantContexts(a.grant, a.lease, oc));
+    }
     if (overwrites) {
       try {
         // MS-FSA 2.1.5.1.2.1: overwrite/supersede cut the data and take the requested attributes.
@@ -412,7 +422,10 @@ async function openFileOnce(ctx: RequestContext, req: CreateRequest, tree: Tree)
       : {}),
     durable: grant.durable,
     disconnected: false,
+    // MS-SMB2 3.3.5.9: Open.ChannelSequence starts as the create's.
+    channelSequence: ctx.conn.negotiated!.dialect >= Dialect.SMB300 ? ctx.hdr.ChannelSequence : 0,
     ...(oc.durableV2 !== undefined ? { createGuid: oc.durableV2.createGuid } : {}),
+    createAction: ACTION_FOR[result.action],
   };
   session.opens.set(volatile, open);
   server.openTable.register(open);
@@ -430,7 +443,7 @@ async function openFileOnce(ctx: RequestContext, req: CreateRequest, tree: Tree)
     const fs = await server.volumeInfo(tree.share);
     contexts.push({ Name: CreateContextName.QUERY_ON_DISK_ID, Data: encodeQueryOnDiskIdResponse({ DiskFileId: info.fileId, VolumeId: BigInt(fs.volumeSerial) }) });
   }
-  return createdReply(open, info, ACTION_FOR[result.action], wireOplock(grant.oplock), contexts);
+  return createdReply(open, info, open.createAction, wireOplock(grant.oplock), contexts);
 }
 
 function createdReply(open: Open, info: FileInfo, action: number, oplockLevel: number, contexts: CreateContextOut[]): Reply {
@@ -759,6 +772,7 @@ async function reconnectOpen(ctx: RequestContext, tree: Tree, oc: OpenContexts, 
   open.disconnected = false;
   open.closed = false;
   open.clientGuid = clientGuidOf(ctx.conn);
+  open.channelSequence = ctx.conn.negotiated!.dialect >= Dialect.SMB300 ? ctx.hdr.ChannelSequence : 0;
   table.reattached(open);
   session.opens.set(open.volatile, open);
   // The reconnect answers with the lease, and without a durable response context (as Windows does).

@@ -5,6 +5,7 @@ import { NtStatus } from '../../protocol/ntstatus.js';
 import { decodeIoctlRequest, FsctlCode, IoctlFlags, ioctlResponse, type IoctlRequest } from '../../protocol/ioctl.js';
 import { decodeValidateNegotiateInfoRequest, encodeValidateNegotiateInfoResponse } from '../../protocol/validate-negotiate.js';
 import { Dialect } from '../../protocol/negotiate.js';
+import { channelSequenceGate } from '../opens.js';
 import type { Reply, RequestContext } from '../context.js';
 import { maxTransact } from '../files.js';
 import { queryNetworkInterfaces } from './ioctl-network.js';
@@ -17,6 +18,11 @@ export async function handleIoctl(ctx: RequestContext): Promise<Reply> {
   if (req.Flags !== IoctlFlags.IS_FSCTL) return { status: NtStatus.NOT_SUPPORTED };
   const limit = maxTransact(ctx.conn);
   if (req.InputCount > limit || req.MaxOutputResponse > limit || req.OutputCount > limit) return { status: NtStatus.INVALID_PARAMETER };
+  if (ctx.open !== undefined) {
+    const gate = channelSequenceGate(ctx.conn.server, ctx.open, ctx.conn.negotiated!.dialect, ctx.hdr.ChannelSequence);
+    const stale = gate === undefined ? undefined : await gate;
+    if (stale !== undefined) return { status: stale };
+  }
 
   switch (req.CtlCode) {
     case FsctlCode.VALIDATE_NEGOTIATE_INFO:

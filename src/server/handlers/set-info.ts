@@ -24,7 +24,7 @@ import { filetimeToUnixNs } from '../../base/clock.js';
 import { limits } from '../../base/limits.js';
 import { FILE_ATTR_SETTABLE, FileAttr, IosError, type SetInfo } from '../../ios/spi.js';
 import type { Reply, RequestContext } from '../context.js';
-import { breakForSetInfo, renameGate, setDeletePending } from '../opens.js';
+import { breakForSetInfo, channelSequenceGate, renameGate, setDeletePending } from '../opens.js';
 import { parentOf, parseSmbPath } from '../files.js';
 import { CompletionFilter, FileAction } from '../../protocol/change-notify.js';
 import type { Open } from '../state.js';
@@ -46,6 +46,9 @@ export async function handleSetInfo(ctx: RequestContext): Promise<Reply> {
   if (open.kind === 'pipe') return { status: NtStatus.INVALID_PARAMETER };
   if (req.Buffer.length > limits.transactBytesMax) return { status: NtStatus.INVALID_PARAMETER };
   if (open.tree.share.readOnly) return { status: NtStatus.MEDIA_WRITE_PROTECTED };
+  const gate = channelSequenceGate(ctx.conn.server, open, ctx.conn.negotiated!.dialect, ctx.hdr.ChannelSequence);
+  const stale = gate === undefined ? undefined : await gate;
+  if (stale !== undefined) return { status: stale };
   switch (req.InfoType) {
     case InfoType.SMB2_0_INFO_FILE:
       return setFile(ctx, open, req.FileInfoClass, req.Buffer);

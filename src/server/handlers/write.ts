@@ -7,7 +7,7 @@ import type { Reply, RequestContext } from '../context.js';
 import { CompletionFilter, FileAction } from '../../protocol/change-notify.js';
 import { Dialect } from '../../protocol/negotiate.js';
 import { limits } from '../../base/limits.js';
-import { ioGate } from '../opens.js';
+import { channelSequenceGate, ioGate } from '../opens.js';
 
 const INT64_MAX = (1n << 63n) - 1n;
 /** NTFS's largest file (MS-FSA: 0xfffffff0000 bytes, 16 TiB - 64 KiB). */
@@ -29,6 +29,9 @@ export async function handleWrite(ctx: RequestContext): Promise<Reply> {
   if (!(open.grantedAccess & (AccessMask.FILE_WRITE_DATA | AccessMask.FILE_APPEND_DATA))) return { status: NtStatus.ACCESS_DENIED };
   if (open.tree.share.readOnly) return { status: NtStatus.MEDIA_WRITE_PROTECTED };
 
+  const csGate = channelSequenceGate(ctx.conn.server, open, neg.dialect, ctx.hdr.ChannelSequence);
+  const stale = csGate === undefined ? undefined : await csGate;
+  if (stale !== undefined) return { status: stale };
   const handle = open.handle!;
   // MS-FSA 2.1.5.3: negative offsets (including the -1 "end of file" marker, which SMB2 does not
   // honour) are invalid; a zero-length write anywhere below INT64_MAX succeeds and writes nothing;
