@@ -3,9 +3,11 @@
 // fork, inode or stream records and two range scans of the map), more CPU than the rest of a read
 // served from the block cache.
 //
-// Validity. An entry is built from one consistent read of the applied state. It is dropped by a
-// watch (MetaService.watch) on every key family it was built from: ('ext', fork), ('mapped', fork) is
-// not read; ('fork', fork), ('ino', ino) and ('stream', ino, name) give the size. Watches run
+// Validity. An entry is built from one consistent read of the applied state and kept current by
+// watches (MetaService.watch) on every key family it was built from: changed ('ext', fork, offset)
+// records are read again and patched into the entry (a write does not cost the next read a scan of
+// the whole map); a change of ('ino', ino) or ('stream', ino, name) reads the size again; a change
+// of ('fork', fork) drops the entry. Watches run
 // synchronously while a batch is applied (service.ts onApplied, after the LMDB commit and before any
 // proposer's promise settles), so no read can see the new state while an entry still holds the old
 // one, and a write is answered only after the entries it changed are gone: reads after an answered
@@ -15,14 +17,16 @@
 //
 // Bounds: forks with more than MAP_CACHE_EXTENTS_PER_FORK extents keep only their size (reads scan
 // the map as before); at most MAP_CACHE_EXTENTS extents in all, least recently used forks go first.
+import { limits } from '../../base/limits.js';
 import { decodeKey, key } from '../../meta/keys.js';
 import { extentsIn } from '../../meta/families/extents.js';
-import type { MappedExtent } from '../../meta/families/ns-records.js';
+import type { Extent, MappedExtent } from '../../meta/families/ns-records.js';
 import type { MetaService } from '../../meta/service.js';
 import type { ReadTx } from '../../meta/tx.js';
 
-/** Extents one fork may keep in the cache (a more fragmented map is read from the state). */
-export const MAP_CACHE_EXTENTS_PER_FORK = 4096;
+/** Extents one fork may keep in the cache (a more fragmented map is read from the state); one read
+ *  of the state builds an entry, and reads at most limits.metaReadEntriesMax records. */
+export const MAP_CACHE_EXTENTS_PER_FORK = limits.metaReadEntriesMax - 1;
 /** Extents kept in all (about 100 bytes each). */
 export const MAP_CACHE_EXTENTS = 262_144;
 
@@ -42,22 +46,59 @@ export class ForkMapCache {
   private restores: number;
   private readonly stopWatches: (() => void)[];
   /** Entries built, and reads answered from an entry. */
-  readonly stats = { builds: 0, hits: 0, drops: 0 };
+  readonly stats = { builds: 0, hits: 0, drops: 0, patches: 0 };
 
   constructor(
     private readonly meta: MetaService,
     private readonly state: (tx: ReadTx, fork: number) => { ino: number; size: number } | undefined,
   ) {
     this.restores = meta.restoreCount;
+    // Extent records changed: the entry is patched from the state as applied now (one read of the
+    // changed keys), so a write does not make the next read scan the whole map again.
+    const byExt = (keys: Buffer[]): void => {
+      if (this.entries.size === 0) return;
+      const touched = new Map<number, Buffer[]>();
+      for (const k of keys) {
+        const fork = decodeKey(k)[1] as number;
+        if (!this.entries.has(fork)) continue;
+        const list = touched.get(fork);
+        if (list === undefined) touched.set(fork, [k]);
+        else list.push(k);
+      }
+      if (touched.size === 0) return;
+      try {
+        this.meta.read((tx) => {
+          for (const [fork, ks] of touched) this.patch(fork, ks.map((k) => ({ offset: k.readBigUInt64BE(k.length - 8), value: tx.get<Extent>(k) })));
+        });
+      } catch {
+        for (const fork of touched.keys()) this.dropFork(fork);
+      }
+    };
     const byFork = (keys: Buffer[]): void => {
       if (this.entries.size === 0) return;
       for (const k of keys) this.dropFork(decodeKey(k)[1] as number);
     };
+    // The size comes from the inode or stream record: read it again (times and attributes change
+    // these records too, and a write past the end of file).
     const byIno = (keys: Buffer[]): void => {
       if (this.entries.size === 0) return;
-      for (const k of keys) this.dropIno(decodeKey(k)[1] as number);
+      const forks = new Set<number>();
+      for (const k of keys) for (const f of this.byIno.get(decodeKey(k)[1] as number) ?? []) forks.add(f);
+      if (forks.size === 0) return;
+      try {
+        this.meta.read((tx) => {
+          for (const fork of forks) {
+            const v = this.entries.get(fork);
+            const st = v === undefined ? undefined : this.state(tx, fork);
+            if (v === undefined || st === undefined || st.ino !== v.ino) this.dropFork(fork);
+            else v.size = st.size;
+          }
+        });
+      } catch {
+        for (const fork of forks) this.dropFork(fork);
+      }
     };
-    this.stopWatches = [meta.watch(key('ext'), byFork), meta.watch(key('fork'), byFork), meta.watch(key('ino'), byIno), meta.watch(key('stream'), byIno)];
+    this.stopWatches = [meta.watch(key('ext'), byExt), meta.watch(key('fork'), byFork), meta.watch(key('ino'), byIno), meta.watch(key('stream'), byIno)];
   }
 
   /** Stops watching (the share closes). */
@@ -99,6 +140,45 @@ export class ForkMapCache {
     return v;
   }
 
+  /** Applies changed extent records (absent value: deleted) to a fork's entry. */
+  private patch(fork: number, changes: { offset: bigint; value: Extent | undefined }[]): void {
+    const v = this.entries.get(fork);
+    if (v === undefined) return;
+    this.stats.patches++;
+    const list = v.extents;
+    if (list === undefined) return; // size only: reads scan the map anyway
+    const before = list.length;
+    for (const c of changes) {
+      const offset = Number(c.offset);
+      // Index of the first extent starting at or after offset.
+      let lo = 0;
+      let hi = list.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (list[mid]!.offset < offset) lo = mid + 1;
+        else hi = mid;
+      }
+      const here = lo < list.length && list[lo]!.offset === offset;
+      if (c.value === undefined) {
+        if (here) list.splice(lo, 1);
+      } else {
+        const m: MappedExtent = { offset, length: c.value.length, object: c.value.object, objectOffset: c.value.objectOffset };
+        if (here) list[lo] = m;
+        else list.splice(lo, 0, m);
+      }
+    }
+    this.held += list.length - before;
+    if (list.length > MAP_CACHE_EXTENTS_PER_FORK) {
+      this.held -= list.length;
+      v.extents = undefined;
+    }
+    while (this.held > MAP_CACHE_EXTENTS && this.entries.size > 1) {
+      const oldest = this.entries.keys().next().value as number;
+      if (oldest === fork) break;
+      this.dropFork(oldest);
+    }
+  }
+
   private dropFork(fork: number): void {
     const v = this.entries.get(fork);
     if (v === undefined) return;
@@ -108,12 +188,6 @@ export class ForkMapCache {
     const set = this.byIno.get(v.ino);
     set?.delete(fork);
     if (set?.size === 0) this.byIno.delete(v.ino);
-  }
-
-  private dropIno(ino: number): void {
-    const set = this.byIno.get(ino);
-    if (set === undefined) return;
-    for (const fork of [...set]) this.dropFork(fork);
   }
 
   private clear(): void {
