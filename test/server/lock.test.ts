@@ -171,6 +171,25 @@ async function twoHandles(name: string) {
   return { c1, c2, h1, h2 };
 }
 
+describe('READ and WRITE against locks (MS-FSA 2.1.5.3, 2.1.5.4)', () => {
+  it('see every lock and unlock at once, also after earlier I/O through the same open (the per-open check is kept between changes)', async () => {
+    const { c1, c2, h1, h2 } = await twoHandles('io-vs-locks.dat');
+    await c2.write(h2, 0, Buffer.alloc(4096, 1));
+    expect((await c2.read(h2, 0, 10)).length).toBe(10); // nothing locked yet: the check is kept
+    for (let round = 0; round < 3; round++) {
+      await c1.lock(h1, [X(0, 100)]);
+      expect(await statusOf(c2.read(h2, 50, 10))).toBe('FILE_LOCK_CONFLICT');
+      expect(await statusOf(c2.write(h2, 0, Buffer.alloc(1)))).toBe('FILE_LOCK_CONFLICT');
+      expect((await c2.read(h2, 200, 10)).length).toBe(10); // outside the range
+      await c1.lock(h1, [U(0, 100)]);
+      expect((await c2.read(h2, 50, 10)).length).toBe(10);
+      expect(await c2.write(h2, 0, Buffer.alloc(1))).toBe(1);
+    }
+    c1.destroy();
+    c2.destroy();
+  });
+});
+
 describe('blocking locks (MS-SMB2 3.3.5.14.2)', () => {
   it('pends on a conflict and is granted when the holder unlocks', async () => {
     const { c1, c2, h1, h2 } = await twoHandles('unlock-wakes.dat');
