@@ -9,7 +9,7 @@ import type { MetaService } from '../../meta/service.js';
 import type { ReadTx } from '../../meta/tx.js';
 import { extentsIn, mappedBytes } from '../../meta/families/extents.js';
 import { getFork, getInode, getStream, listStreams, readdir, type Inode } from '../../meta/families/namespace.js';
-import { eaPackedBytes, type StoredEa } from '../../meta/families/ns-records.js';
+import { eaPackedBytes, type MappedExtent, type StoredEa } from '../../meta/families/ns-records.js';
 import type { ObjectStore } from '../../objstore/spi.js';
 import {
   FILE_ATTR_SETTABLE,
@@ -116,6 +116,15 @@ export function forkState(tx: ReadTx, fork: number): { ino: number; size: number
   return i === undefined ? undefined : { ino: f.ino, size: i.size, stream: undefined };
 }
 
+/** The parts of `exts` within [from, end) as read pieces placed relative to `offset` (the read's start). */
+function addPieces(pieces: ReadPiece[], exts: readonly MappedExtent[], offset: number, from: number, end: number): void {
+  for (const e of exts) {
+    const s0 = Math.max(e.offset, from);
+    const t0 = Math.min(e.offset + e.length, end);
+    if (t0 > s0) pieces.push({ object: e.object, objectOffset: e.objectOffset + (s0 - e.offset), length: t0 - s0, at: s0 - offset });
+  }
+}
+
 export function checkRange(offset: number, length: number): void {
   if (!Number.isSafeInteger(offset) || offset < 0) throw new IosError('EINVAL', `offset ${offset}`);
   if (!Number.isSafeInteger(length) || length < 0) throw new IosError('EINVAL', `length ${length}`);
@@ -217,11 +226,7 @@ export class ChunkedHandle implements IosHandle {
       const end = Math.min(offset + length, v.size);
       if (end <= offset) return undefined;
       const pieces: ReadPiece[] = [];
-      for (const e of overlapping(v.extents, offset, end)) {
-        const s0 = Math.max(e.offset, offset);
-        const t0 = Math.min(e.offset + e.length, end);
-        if (t0 > s0) pieces.push({ object: e.object, objectOffset: e.objectOffset + (s0 - e.offset), length: t0 - s0, at: s0 - offset });
-      }
+      addPieces(pieces, overlapping(v.extents, offset, end), offset, offset, end);
       return { n: end - offset, size: v.size, pieces };
     }
     // A map too fragmented to keep: read the window from the state.
@@ -234,11 +239,7 @@ export class ChunkedHandle implements IosHandle {
       let pos = offset;
       for (;;) {
         const exts = extentsIn(tx, this.fork, pos, end - pos);
-        for (const e of exts) {
-          const s0 = Math.max(e.offset, pos);
-          const t0 = Math.min(e.offset + e.length, end);
-          if (t0 > s0) pieces.push({ object: e.object, objectOffset: e.objectOffset + (s0 - e.offset), length: t0 - s0, at: s0 - offset });
-        }
+        addPieces(pieces, exts, offset, pos, end);
         if (exts.length < limits.metaReadEntriesMax) break;
         const last = exts[exts.length - 1]!;
         pos = last.offset + last.length;
