@@ -133,25 +133,30 @@ interface Window {
   before?: MappedExtent;
   /** Extents starting in [start, end), in order. */
   inside: MappedExtent[];
-  /** The first extent starting at or after `end`. */
-  after?: MappedExtent;
+  /** The extent starting exactly at `end` (it may merge with the window's last piece), if asked for. */
+  atEnd?: MappedExtent;
 }
 
-/** Reads the extents around [start, end); more than `max` inside -> undefined. */
-function readWindow(tx: ReadTx, fork: number, start: number, end: number, max: number): Window | undefined {
-  const prefix = extPrefix(fork);
+/**
+ * Reads the extents around [start, end); more than `max` inside -> undefined. One reverse scan from
+ * `end` down to the first extent before `start`, and (withAtEnd) one point read at `end`: cheaper than
+ * two scans, and a random write on a fragmented map touches one or two records.
+ */
+function readWindow(tx: ReadTx, fork: number, start: number, end: number, max: number, withAtEnd: boolean): Window | undefined {
   const w: Window = { inside: [] };
-  for (const [k, e] of tx.range<Extent>(prefix, { start: extKey(fork, start), reverse: true, limit: 1 })) {
-    w.before = mapped(k, e);
-  }
-  for (const [k, e] of tx.range<Extent>(prefix, { start: extKey(fork, start), limit: max + 2 })) {
+  for (const [k, e] of tx.range<Extent>(extPrefix(fork), { start: extKey(fork, end), reverse: true, limit: max + 1 })) {
     const m = mapped(k, e);
-    if (m.offset >= end) {
-      w.after = m;
+    if (m.offset < start) {
+      w.before = m;
       break;
     }
     if (w.inside.length === max) return undefined;
     w.inside.push(m);
+  }
+  w.inside.reverse();
+  if (withAtEnd) {
+    const e = tx.get<Extent>(extKey(fork, end));
+    if (e !== undefined) w.atEnd = { offset: end, length: e.length, object: e.object, objectOffset: e.objectOffset };
   }
   return w;
 }
@@ -184,7 +189,7 @@ export function remap(
   mappedAcc?: { delta: number },
 ): void {
   if (end <= start) return;
-  const w = readWindow(tx, fork, start, end, budget.left);
+  const w = readWindow(tx, fork, start, end, budget.left, true);
   if (w === undefined) refuse('limit', `${what}: touches more than ${budget.max} extent records; split the range`);
   budget.take(w.inside.length + pieces.length, what);
 
@@ -213,9 +218,9 @@ export function remap(
   }
   for (const p of pieces) seq.push(p);
   if (tail !== undefined) seq.push(tail);
-  else if (w.after !== undefined && w.after.offset === end) {
-    old.push(w.after);
-    seq.push(w.after);
+  else if (w.atEnd !== undefined) {
+    old.push(w.atEnd);
+    seq.push(w.atEnd);
   }
 
   const merged: MappedExtent[] = [];
@@ -464,7 +469,7 @@ export function createExtentHandlers(opts: ExtentFamilyOptions = {}): HandlerTab
       if (length === 0) return ok();
       const budget = new Budget(perCommand);
       const srcEnd = srcOffset + length;
-      const w = readWindow(tx, srcFork, srcOffset, srcEnd, budget.left);
+      const w = readWindow(tx, srcFork, srcOffset, srcEnd, budget.left, false);
       if (w === undefined) refuse('limit', `${cmd.t}: source range holds more than ${budget.max} extents; split it`);
       budget.take(w.inside.length, cmd.t);
       const shift = dstOffset - srcOffset;
