@@ -6,7 +6,7 @@
 //   propose(cmd)        -> the command's deterministic result (ok or a refusal such as 'exists')
 //   barrier()           -> resolves once everything committed before the call is applied here
 //   read(fn)            -> local read (may lag other nodes); linearizableRead(fn) = barrier + read
-//   watch(prefix, cb)   -> cb(keys, position) after each applied batch that changed keys under prefix
+//   watch(prefix, cb)   -> cb(keys, position, values) after each applied batch that changed keys under prefix
 //   snapshotNow()       -> state snapshot to the snapshot store, log history compacted behind it
 //
 // Exactly-once: every entry carries (node, incarnation, seq, watermark). A proposal whose append
@@ -101,7 +101,9 @@ interface Pending {
   sending: boolean;
 }
 
-type Watcher = { prefix: Buffer; cb: (keys: Buffer[], position: number) => void };
+/** keys: changed keys under the prefix, in byte order; values[i]: keys[i]'s record bytes after the batch (null: deleted). */
+export type WatchCallback = (keys: Buffer[], position: number, values: (Buffer | null)[]) => void;
+type Watcher = { prefix: Buffer; cb: WatchCallback };
 
 export class MetaService {
   readonly nodeId: string;
@@ -445,7 +447,7 @@ export class MetaService {
         w.resolve();
       }
     }
-    if (out.changed.length > 0 && this.watchers.size > 0) this.notifyWatchers(out.changed, pos);
+    if (out.changed.length > 0 && this.watchers.size > 0) this.notifyWatchers(out.changed, out.values, pos);
     this.batchesSinceSnapshot++;
     const every = this.opts.snapshotEveryBatches ?? (this.opts.snapshots || this.opts.compactLocally ? limits.metaSnapshotEveryBatches : 0);
     if (every > 0 && this.batchesSinceSnapshot >= every && !this.snapshotting) {
@@ -458,17 +460,28 @@ export class MetaService {
 
   private joiningInc = 0;
 
-  private notifyWatchers(changed: Buffer[], position: number): void {
+  private notifyWatchers(changed: Buffer[], values: (Buffer | null)[], position: number): void {
     for (const w of this.watchers) {
-      const hits = changed.filter((k) => k.length >= w.prefix.length && k.subarray(0, w.prefix.length).equals(w.prefix));
-      if (hits.length === 0) continue;
+      // `changed` is in byte order: the keys under a prefix are one run, found by binary search.
+      const p = w.prefix;
+      let lo = 0;
+      let hi = changed.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (Buffer.compare(changed[mid]!, p) < 0) lo = mid + 1;
+        else hi = mid;
+      }
+      let end = lo;
+      while (end < changed.length && changed[end]!.length >= p.length && p.compare(changed[end]!, 0, p.length) === 0) end++;
+      if (end === lo) continue;
       try {
-        w.cb(hits, position);
+        w.cb(changed.slice(lo, end), position, values.slice(lo, end));
       } catch (err) {
         this.logger.error({ err: (err as Error).message }, 'meta: watcher threw');
       }
     }
   }
+
 
   private fail(err: Error): void {
     if (this.failed) return;
@@ -567,9 +580,10 @@ export class MetaService {
 
   /**
    * Calls `cb` after each applied batch that wrote or deleted keys starting with `prefix` (on any
-   * node's proposal). Returns the function that stops watching.
+   * node's proposal), with those keys in byte order and the record each holds after the batch
+   * (encoded, null: deleted). Returns the function that stops watching.
    */
-  watch(prefix: Uint8Array, cb: (keys: Buffer[], position: number) => void): () => void {
+  watch(prefix: Uint8Array, cb: WatchCallback): () => void {
     const w: Watcher = { prefix: Buffer.from(prefix), cb };
     this.watchers.add(w);
     return () => void this.watchers.delete(w);

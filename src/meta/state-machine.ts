@@ -48,6 +48,8 @@ export interface ApplyOutcome {
    * (for watchers). The dedup bookkeeping under key('proposer') is not reported.
    */
   changed: Buffer[];
+  /** The value each key of `changed` holds after the batch (same index; null: deleted). */
+  values: (Buffer | null)[];
 }
 
 /** Proposer dedup record, key('proposer', node). */
@@ -78,7 +80,8 @@ interface BatchContext {
   proposers: Map<string, { rec: ProposerRecord; dirty: boolean }>;
   /** Node incarnations read in this batch (cleared whenever a command changes a node record). */
   incarnations: Map<string, number | undefined>;
-  changed: Map<string, Buffer>;
+  /** latin1 key -> [key, value after the batch so far, null: deleted]. */
+  changed: Map<string, [Buffer, Buffer | null]>;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -122,7 +125,7 @@ export class StateMachine {
    * store failure (nothing of the batch was applied).
    */
   applyBatch(batch: LogBatch): ApplyOutcome {
-    return this.applyBatches([batch])[0] ?? { position: batch.position, results: [], changed: [] };
+    return this.applyBatches([batch])[0] ?? { position: batch.position, results: [], changed: [], values: [] };
   }
 
   /**
@@ -163,7 +166,7 @@ export class StateMachine {
           // Dedup records, written once per batch (in first-seen order: the same on every node).
           for (const [n, p] of ctx.proposers) if (p.dirty) w.putRaw(proposerKey(n), encodeRecord(p.rec));
           ctxs.push(ctx);
-          outcomes.push({ position: batch.position, results, changed: [] });
+          outcomes.push({ position: batch.position, results, changed: [], values: [] });
         }
         w.commitTo(store);
         store.setPosition(last);
@@ -174,7 +177,9 @@ export class StateMachine {
     }
     for (let i = 0; i < ctxs.length; i++) {
       const changed = ctxs[i]!.changed;
-      outcomes[i]!.changed = [...changed.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map((s) => changed.get(s)!);
+      const order = [...changed.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map((s) => changed.get(s)!);
+      outcomes[i]!.changed = order.map((e) => e[0]);
+      outcomes[i]!.values = order.map((e) => e[1]);
     }
     return outcomes;
   }
@@ -224,10 +229,10 @@ export class StateMachine {
     const result = this.runHandler(w, ctx.position, index, c);
     if (result.ok) {
       let nodes = false;
-      for (const k of result.overlay.commitTo(w)) {
-        ctx.changed.set(k.toString('latin1'), k);
+      result.overlay.commitTo(w, (k, v) => {
+        ctx.changed.set(k.toString('latin1'), [k, v]);
         if (!nodes && startsWith(k, NODE_PREFIX)) nodes = true;
-      }
+      });
       if (nodes) ctx.incarnations.clear(); // a node record changed: re-read incarnations
     }
     insertSorted(prop.done, s);

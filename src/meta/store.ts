@@ -178,15 +178,16 @@ export class Overlay implements RawKV {
 
   /**
    * Applies the buffered writes to `target` (in byte order), forgets them, and returns the keys
-   * written or deleted (in byte order).
+   * written or deleted (in byte order); `each` sees every key with its new value (null: deleted).
    */
-  commitTo(target: RawKV): Buffer[] {
+  commitTo(target: RawKV, each?: (k: Buffer, v: Buffer | null) => void): Buffer[] {
     const keys: Buffer[] = [];
     for (const s of this.order()) {
       const [k, v] = this.pending.get(s)!;
       if (v === null) target.delRaw(k);
       else target.putRaw(k, v);
       keys.push(k);
+      each?.(k, v);
     }
     this.pending.clear();
     this.sorted = [];

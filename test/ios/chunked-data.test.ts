@@ -158,10 +158,22 @@ describe('chunked read cache and read-ahead', () => {
     };
     const rnd = (n: number): number => Math.floor(Math.random() * n);
     for (let step = 0; step < 300; step++) {
-      const op = rnd(10);
+      const op = rnd(11);
       const off = rnd(span);
       const len = 1 + rnd(16 * KiB);
-      if (op < 5) {
+      if (op === 10) {
+        // Writes issued together share a segment and one ext.writev: one batch changes many records
+        // of the fork (the cache merges them in one pass rather than splicing each).
+        const burst: Promise<void>[] = [];
+        for (let i = 0; i < 8; i++) {
+          const o = rnd(span);
+          const d = randomBytes(1 + rnd(8 * KiB));
+          burst.push(a.write(o, d));
+          if (o + d.length > model.length) resize(o + d.length);
+          d.copy(model, o);
+        }
+        await Promise.all(burst);
+      } else if (op < 5) {
         const d = randomBytes(len);
         await a.write(off, d);
         if (off + len > model.length) resize(off + len);

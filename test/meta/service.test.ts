@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { metaHandlers } from '../../src/meta/families/index.js';
 import { getNode } from '../../src/meta/families/cluster.js';
 import { lookup } from '../../src/meta/families/namespace.js';
+import { decodeRecord } from '../../src/meta/tx.js';
 import { key } from '../../src/meta/keys.js';
 import { MetaError, MetaService, type MetaServiceOptions } from '../../src/meta/service.js';
 import { StateMachine } from '../../src/meta/state-machine.js';
@@ -54,13 +55,24 @@ describe('MetaService', () => {
     const a = await node(h, 'a');
     const b = await node(h, 'b');
     const seen: string[] = [];
-    const stop = b.watch(key('share'), (keys) => seen.push(...keys.map((k) => k.toString('latin1'))));
+    const values: unknown[] = [];
+    const stop = b.watch(key('share'), (keys, _pos, vals) => {
+      seen.push(...keys.map((k) => k.toString('latin1')));
+      values.push(...vals.map((v) => (v === null ? null : decodeRecord<unknown>(v))));
+    });
+    // A watch on another prefix sees none of these keys (watchers find their run of the sorted keys).
+    const other: Buffer[] = [];
+    const stopOther = b.watch(key('sharf'), (keys) => other.push(...keys));
     const r = await a.propose({ t: 'share.put', name: 'vms', config: { ca: true } });
     expect(r.ok).toBe(true);
     // Right after a's answer, b may not have applied yet; after b.barrier() it has.
     await b.barrier();
     expect(b.appliedPosition).toBeGreaterThanOrEqual(a.appliedPosition);
     expect(seen.length).toBeGreaterThan(0);
+    expect(values.length).toBe(seen.length);
+    expect(values).toContainEqual(expect.objectContaining({ config: { ca: true } }));
+    expect(other).toEqual([]);
+    stopOther();
     expect(b.stateHash()).toEqual(a.stateHash());
     stop();
     await a.propose({ t: 'share.put', name: 'iso', config: {} });

@@ -7,7 +7,7 @@ import { key } from '../../src/meta/keys.js';
 import { LmdbStateStore, MemoryStateStore, type StateStore } from '../../src/meta/store.js';
 import { MetaVersionError, SnapshotError, StateMachine, type ProposerRecord } from '../../src/meta/state-machine.js';
 import { getNode } from '../../src/meta/families/cluster.js';
-import { ok } from '../../src/meta/tx.js';
+import { decodeRecord, ok } from '../../src/meta/tx.js';
 import { allHandlers, batch, chunked, collect, entry, join, machine, makeStore, TempDirs, testHandlers, type StoreKind } from './sm-helpers.js';
 
 const dirs = new TempDirs();
@@ -143,7 +143,7 @@ describe.each<StoreKind>(['memory', 'lmdb'])('StateMachine on %s', (kind) => {
     const sm = fresh(kind);
     sm.applyBatch(batch(5, join('a', 1, 1)));
     const h = sm.hash();
-    expect(sm.applyBatch(batch(5, entry('a', 1, 2, { t: 'kv.inc', k: 'c' })))).toEqual({ position: 5, results: [], changed: [] });
+    expect(sm.applyBatch(batch(5, entry('a', 1, 2, { t: 'kv.inc', k: 'c' })))).toEqual({ position: 5, results: [], changed: [], values: [] });
     expect(sm.applyBatch(batch(3, entry('a', 1, 3, { t: 'kv.inc', k: 'c' }))).results).toEqual([]);
     expect(sm.hash()).toBe(h);
     sm.applyBatch(batch(9, entry('a', 1, 4, { t: 'kv.inc', k: 'c' })));
@@ -166,6 +166,9 @@ describe.each<StoreKind>(['memory', 'lmdb'])('StateMachine on %s', (kind) => {
       ),
     );
     expect(out.changed).toEqual([key('kv', 'a'), key('kv', 'b')]);
+    // Each key's record as the batch left it: 'a' deleted, 'b' its last write.
+    expect(out.values[0]).toBeNull();
+    expect(decodeRecord<unknown>(out.values[1]!)).toEqual({ v: 2 });
     expect(kv(sm, 'a')).toBeUndefined();
     expect(kv(sm, 'b')).toBe(2);
   });

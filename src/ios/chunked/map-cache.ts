@@ -19,6 +19,7 @@
 // the map as before); at most MAP_CACHE_EXTENTS extents in all, least recently used forks go first.
 import { limits } from '../../base/limits.js';
 import { decodeKey, key } from '../../meta/keys.js';
+import { decodeRecord } from '../../meta/tx.js';
 import { extentsIn } from '../../meta/families/extents.js';
 import type { Extent, MappedExtent } from '../../meta/families/ns-records.js';
 import type { MetaService } from '../../meta/service.js';
@@ -29,6 +30,55 @@ import type { ReadTx } from '../../meta/tx.js';
 export const MAP_CACHE_EXTENTS_PER_FORK = limits.metaReadEntriesMax - 1;
 /** Extents kept in all (about 100 bytes each). */
 export const MAP_CACHE_EXTENTS = 262_144;
+
+/** Changes up to this many are spliced into an entry's list; more are merged in one pass. */
+const PATCH_SPLICE_MAX = 4;
+
+interface ExtentChange {
+  offset: number;
+  value: Extent | undefined;
+}
+
+const toMapped = (offset: number, e: Extent): MappedExtent => ({ offset, length: e.length, object: e.object, objectOffset: e.objectOffset });
+
+/** Index of the first extent of `list` starting at or after `offset`. */
+function lowerIndex(list: readonly MappedExtent[], offset: number): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (list[mid]!.offset < offset) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Applies `changes` in place (each a binary search and a splice): for a few. */
+function spliceChanges(list: MappedExtent[], changes: readonly ExtentChange[]): MappedExtent[] {
+  for (const c of changes) {
+    const lo = lowerIndex(list, c.offset);
+    const here = lo < list.length && list[lo]!.offset === c.offset;
+    if (c.value === undefined) {
+      if (here) list.splice(lo, 1);
+    } else if (here) list[lo] = toMapped(c.offset, c.value);
+    else list.splice(lo, 0, toMapped(c.offset, c.value));
+  }
+  return list;
+}
+
+/** A new list: `list` merged with `changes` (ascending offsets) in one pass; the untouched run before
+ *  the first change is copied in bulk. */
+function mergeChanges(list: readonly MappedExtent[], changes: readonly ExtentChange[]): MappedExtent[] {
+  let i = lowerIndex(list, changes[0]!.offset);
+  const out = list.slice(0, i);
+  for (const c of changes) {
+    while (i < list.length && list[i]!.offset < c.offset) out.push(list[i++]!);
+    if (i < list.length && list[i]!.offset === c.offset) i++;
+    if (c.value !== undefined) out.push(toMapped(c.offset, c.value));
+  }
+  while (i < list.length) out.push(list[i++]!);
+  return out;
+}
 
 export interface ForkView {
   ino: number;
@@ -53,25 +103,29 @@ export class ForkMapCache {
     private readonly state: (tx: ReadTx, fork: number) => { ino: number; size: number } | undefined,
   ) {
     this.restores = meta.restoreCount;
-    // Extent records changed: the entry is patched from the state as applied now (one read of the
-    // changed keys), so a write does not make the next read scan the whole map again.
-    const byExt = (keys: Buffer[]): void => {
+    // Extent records changed: the entry is patched with the records as the batch left them (the
+    // watch hands them over), so a write does not make the next read scan the whole map again.
+    const byExt = (keys: Buffer[], _position: number, values: (Buffer | null)[]): void => {
       if (this.entries.size === 0) return;
-      const touched = new Map<number, Buffer[]>();
-      for (const k of keys) {
-        const fork = decodeKey(k)[1] as number;
-        if (!this.entries.has(fork)) continue;
-        const list = touched.get(fork);
-        if (list === undefined) touched.set(fork, [k]);
-        else list.push(k);
-      }
-      if (touched.size === 0) return;
-      try {
-        this.meta.read((tx) => {
-          for (const [fork, ks] of touched) this.patch(fork, ks.map((k) => ({ offset: k.readBigUInt64BE(k.length - 8), value: tx.get<Extent>(k) })));
-        });
-      } catch {
-        for (const fork of touched.keys()) this.dropFork(fork);
+      // Keys come in byte order: one fork's keys are one run, in ascending offset.
+      let i = 0;
+      while (i < keys.length) {
+        const fork = decodeKey(keys[i]!)[1] as number;
+        let j = i + 1;
+        while (j < keys.length && keys[j]!.length === keys[i]!.length && keys[j]!.compare(keys[i]!, 0, keys[i]!.length - 8, 0, keys[j]!.length - 8) === 0) j++;
+        if (this.entries.has(fork)) {
+          try {
+            const changes: ExtentChange[] = [];
+            for (let x = i; x < j; x++) {
+              const v = values[x];
+              changes.push({ offset: Number(keys[x]!.readBigUInt64BE(keys[x]!.length - 8)), value: v === null || v === undefined ? undefined : decodeRecord<Extent>(v) });
+            }
+            this.patch(fork, changes);
+          } catch {
+            this.dropFork(fork);
+          }
+        }
+        i = j;
       }
     };
     const byFork = (keys: Buffer[]): void => {
@@ -140,36 +194,22 @@ export class ForkMapCache {
     return v;
   }
 
-  /** Applies changed extent records (absent value: deleted) to a fork's entry. */
-  private patch(fork: number, changes: { offset: bigint; value: Extent | undefined }[]): void {
+  /**
+   * Applies changed extent records (absent value: deleted; ascending offsets) to a fork's entry: a
+   * few by binary search and splice, more in one merge pass over the list.
+   */
+  private patch(fork: number, changes: ExtentChange[]): void {
     const v = this.entries.get(fork);
     if (v === undefined) return;
     this.stats.patches++;
     const list = v.extents;
     if (list === undefined) return; // size only: reads scan the map anyway
     const before = list.length;
-    for (const c of changes) {
-      const offset = Number(c.offset);
-      // Index of the first extent starting at or after offset.
-      let lo = 0;
-      let hi = list.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (list[mid]!.offset < offset) lo = mid + 1;
-        else hi = mid;
-      }
-      const here = lo < list.length && list[lo]!.offset === offset;
-      if (c.value === undefined) {
-        if (here) list.splice(lo, 1);
-      } else {
-        const m: MappedExtent = { offset, length: c.value.length, object: c.value.object, objectOffset: c.value.objectOffset };
-        if (here) list[lo] = m;
-        else list.splice(lo, 0, m);
-      }
-    }
-    this.held += list.length - before;
-    if (list.length > MAP_CACHE_EXTENTS_PER_FORK) {
-      this.held -= list.length;
+    const next = changes.length <= PATCH_SPLICE_MAX ? spliceChanges(list, changes) : mergeChanges(list, changes);
+    v.extents = next;
+    this.held += next.length - before;
+    if (next.length > MAP_CACHE_EXTENTS_PER_FORK) {
+      this.held -= next.length;
       v.extents = undefined;
     }
     while (this.held > MAP_CACHE_EXTENTS && this.entries.size > 1) {
