@@ -26,7 +26,7 @@ import {
 import { toIosError, valueOf } from './errors.js';
 import type { BlockCache, ReadPiece } from './cache.js';
 import type { SegmentWriter } from './segments.js';
-import { overlapping, type ForkMapCache } from './map-cache.js';
+import type { ForkMapCache } from './map-cache.js';
 
 /** What a handle needs from its share. */
 export interface ShareContext {
@@ -226,7 +226,7 @@ export class ChunkedHandle implements IosHandle {
       const end = Math.min(offset + length, v.size);
       if (end <= offset) return undefined;
       const pieces: ReadPiece[] = [];
-      addPieces(pieces, overlapping(v.extents, offset, end), offset, offset, end);
+      addPieces(pieces, v.extents.overlapping(offset, end), offset, offset, end);
       return { n: end - offset, size: v.size, pieces };
     }
     // A map too fragmented to keep: read the window from the state.

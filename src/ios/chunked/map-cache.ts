@@ -31,9 +31,6 @@ export const MAP_CACHE_EXTENTS_PER_FORK = limits.metaReadEntriesMax - 1;
 /** Extents kept in all (about 100 bytes each). */
 export const MAP_CACHE_EXTENTS = 262_144;
 
-/** Changes up to this many are spliced into an entry's list; more are merged in one pass. */
-const PATCH_SPLICE_MAX = 4;
-
 interface ExtentChange {
   offset: number;
   value: Extent | undefined;
@@ -53,38 +50,100 @@ function lowerIndex(list: readonly MappedExtent[], offset: number): number {
   return lo;
 }
 
-/** Applies `changes` in place (each a binary search and a splice): for a few. */
-function spliceChanges(list: MappedExtent[], changes: readonly ExtentChange[]): MappedExtent[] {
-  for (const c of changes) {
-    const lo = lowerIndex(list, c.offset);
-    const here = lo < list.length && list[lo]!.offset === c.offset;
-    if (c.value === undefined) {
-      if (here) list.splice(lo, 1);
-    } else if (here) list[lo] = toMapped(c.offset, c.value);
-    else list.splice(lo, 0, toMapped(c.offset, c.value));
-  }
-  return list;
-}
+/** A block of an ExtentList is split in two beyond this many extents. */
+const BLOCK_EXTENTS_MAX = 512;
 
-/** A new list: `list` merged with `changes` (ascending offsets) in one pass; the untouched run before
- *  the first change is copied in bulk. */
-function mergeChanges(list: readonly MappedExtent[], changes: readonly ExtentChange[]): MappedExtent[] {
-  let i = lowerIndex(list, changes[0]!.offset);
-  const out = list.slice(0, i);
-  for (const c of changes) {
-    while (i < list.length && list[i]!.offset < c.offset) out.push(list[i++]!);
-    if (i < list.length && list[i]!.offset === c.offset) i++;
-    if (c.value !== undefined) out.push(toMapped(c.offset, c.value));
+/**
+ * A fork's extents (sorted, disjoint) in blocks of at most BLOCK_EXTENTS_MAX: a change costs a binary
+ * search over blocks and within one, and a splice of one short array, not a move of the whole map
+ * (a fragmented VHDX holds tens of thousands of extents and random writes change a few per batch).
+ */
+export class ExtentList {
+  /** Non-empty blocks in offset order (none when the list is empty). */
+  private readonly blocks: MappedExtent[][] = [];
+  private count = 0;
+
+  constructor(sorted: readonly MappedExtent[]) {
+    for (let i = 0; i < sorted.length; i += BLOCK_EXTENTS_MAX / 2) this.blocks.push(sorted.slice(i, i + BLOCK_EXTENTS_MAX / 2));
+    this.count = sorted.length;
   }
-  while (i < list.length) out.push(list[i++]!);
-  return out;
+
+  get length(): number {
+    return this.count;
+  }
+
+  /** Index of the block that holds, or would hold, an extent starting at `offset`. */
+  private blockFor(offset: number): number {
+    let lo = 0;
+    let hi = this.blocks.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (this.blocks[mid]![0]!.offset <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /** Puts (value) or removes (undefined) the extent starting at `offset`. */
+  set(offset: number, value: MappedExtent | undefined): void {
+    if (this.blocks.length === 0) {
+      if (value !== undefined) {
+        this.blocks.push([value]);
+        this.count = 1;
+      }
+      return;
+    }
+    const bi = this.blockFor(offset);
+    const block = this.blocks[bi]!;
+    const i = lowerIndex(block, offset);
+    const here = i < block.length && block[i]!.offset === offset;
+    if (value === undefined) {
+      if (!here) return;
+      block.splice(i, 1);
+      this.count--;
+      if (block.length === 0) this.blocks.splice(bi, 1);
+      return;
+    }
+    if (here) {
+      block[i] = value;
+      return;
+    }
+    block.splice(i, 0, value);
+    this.count++;
+    if (block.length > BLOCK_EXTENTS_MAX) this.blocks.splice(bi + 1, 0, block.splice(BLOCK_EXTENTS_MAX / 2));
+  }
+
+  /** The extents that overlap [offset, end), in order. */
+  overlapping(offset: number, end: number): MappedExtent[] {
+    const out: MappedExtent[] = [];
+    if (this.blocks.length === 0 || end <= offset) return out;
+    // The last block starting at or before offset (its extents before offset end by the next
+    // block's start); in it, the extent just before offset may reach into the range.
+    let bi = this.blockFor(offset);
+    let i = lowerIndex(this.blocks[bi]!, offset);
+    if (i > 0) i--;
+    for (; bi < this.blocks.length; bi++, i = 0) {
+      const block = this.blocks[bi]!;
+      for (; i < block.length; i++) {
+        const e = block[i]!;
+        if (e.offset >= end) return out;
+        if (e.offset + e.length > offset) out.push(e);
+      }
+    }
+    return out;
+  }
+
+  /** Every extent, in order (tests). */
+  toArray(): MappedExtent[] {
+    return this.blocks.flat();
+  }
 }
 
 export interface ForkView {
   ino: number;
   size: number;
   /** The fork's extents in offset order, or undefined when there are too many to keep. */
-  extents: MappedExtent[] | undefined;
+  extents: ExtentList | undefined;
 }
 
 export class ForkMapCache {
@@ -178,7 +237,7 @@ export class ForkMapCache {
       const s = this.state(tx, fork);
       if (s === undefined) return undefined;
       const extents = s.size === 0 ? [] : extentsIn(tx, fork, 0, s.size, MAP_CACHE_EXTENTS_PER_FORK + 1);
-      return { ino: s.ino, size: s.size, extents: extents.length > MAP_CACHE_EXTENTS_PER_FORK ? undefined : extents };
+      return { ino: s.ino, size: s.size, extents: extents.length > MAP_CACHE_EXTENTS_PER_FORK ? undefined : new ExtentList(extents) };
     });
     if (v === undefined) return undefined;
     this.stats.builds++;
@@ -194,10 +253,7 @@ export class ForkMapCache {
     return v;
   }
 
-  /**
-   * Applies changed extent records (absent value: deleted; ascending offsets) to a fork's entry: a
-   * few by binary search and splice, more in one merge pass over the list.
-   */
+  /** Applies changed extent records (absent value: deleted) to a fork's entry. */
   private patch(fork: number, changes: ExtentChange[]): void {
     const v = this.entries.get(fork);
     if (v === undefined) return;
@@ -205,11 +261,10 @@ export class ForkMapCache {
     const list = v.extents;
     if (list === undefined) return; // size only: reads scan the map anyway
     const before = list.length;
-    const next = changes.length <= PATCH_SPLICE_MAX ? spliceChanges(list, changes) : mergeChanges(list, changes);
-    v.extents = next;
-    this.held += next.length - before;
-    if (next.length > MAP_CACHE_EXTENTS_PER_FORK) {
-      this.held -= next.length;
+    for (const c of changes) list.set(c.offset, c.value === undefined ? undefined : toMapped(c.offset, c.value));
+    this.held += list.length - before;
+    if (list.length > MAP_CACHE_EXTENTS_PER_FORK) {
+      this.held -= list.length;
       v.extents = undefined;
     }
     while (this.held > MAP_CACHE_EXTENTS && this.entries.size > 1) {
@@ -235,24 +290,4 @@ export class ForkMapCache {
     this.byIno.clear();
     this.held = 0;
   }
-}
-
-/** The extents of `extents` (sorted, disjoint) that overlap [offset, end). */
-export function overlapping(extents: readonly MappedExtent[], offset: number, end: number): MappedExtent[] {
-  // The first extent ending after offset (binary search on ends: sorted and disjoint).
-  let lo = 0;
-  let hi = extents.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    const e = extents[mid]!;
-    if (e.offset + e.length <= offset) lo = mid + 1;
-    else hi = mid;
-  }
-  const out: MappedExtent[] = [];
-  for (let i = lo; i < extents.length; i++) {
-    const e = extents[i]!;
-    if (e.offset >= end) break;
-    out.push(e);
-  }
-  return out;
 }
