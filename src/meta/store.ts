@@ -88,6 +88,9 @@ export function checkRecordSize(k: Uint8Array, v: Uint8Array): void {
   }
 }
 
+/** Keys an Overlay keeps in order as they arrive; beyond, it sorts them again at the next range read. */
+const OVERLAY_INSERT_SORTED_MAX = 4096;
+
 const str = (k: Uint8Array): string => Buffer.from(k.buffer, k.byteOffset, k.byteLength).toString('latin1');
 
 /**
@@ -127,7 +130,12 @@ export class Overlay implements RawKV {
     const p = this.pending.get(s);
     if (p !== undefined) p[1] = v;
     else {
-      this.sorted = null;
+      // Kept sorted as keys arrive (a binary search and a short move) rather than sorted again at
+      // the next range read: a transaction's overlay holds every key its commands wrote so far, and
+      // each command's window reads range over it.
+      // Past a few thousand keys (a large delete), sorting once at the next read is cheaper.
+      if (this.sorted !== null && this.sorted.length < OVERLAY_INSERT_SORTED_MAX) this.sorted.splice(lowerBound(this.sorted, s), 0, s);
+      else this.sorted = null;
       this.pending.set(s, [Buffer.from(k), v]); // a copy: the caller may reuse its buffer
     }
   }
