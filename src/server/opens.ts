@@ -293,22 +293,25 @@ export function removedSince(server: Server, key: string, mark: number): boolean
  * operation requires (MS-FSA 2.1.4.12: READ breaks write caching, WRITE breaks read and write
  * caching), without waiting for the acknowledgments. Returns an NTSTATUS to fail with, or
  * undefined to go on. One read of the applied state when nothing is locked or cached elsewhere.
+ * Answers synchronously unless breaks must be sent (no await, no AbortSignal: small I/O pays for
+ * neither, and later requests on the connection cannot overtake this one meanwhile).
  */
-export async function ioGate(server: Server, open: Open, offset: bigint, length: number, write: boolean, signal: AbortSignal): Promise<number | undefined> {
+export function ioGate(server: Server, open: Open, offset: bigint, length: number, write: boolean): number | undefined | Promise<number | undefined> {
   if (open.tableId === undefined) return undefined;
   const table = server.openTable;
   const off = offset <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(offset) : offset;
   const c = table.client.ioCheck(open.file!, open.tableId, off, length, write);
   if (c.locked) return NtStatus.FILE_LOCK_CONFLICT;
-  if (c.breakNeeded) {
-    // The breaks are sent, and the I/O goes on without waiting for their acknowledgments: Windows
-    // completes a write that breaks a read-handle lease at once (the acknowledgment is still
-    // required, and times out as usual).
-    const r = await table.client.breakFor(open.tableId, write ? 'write' : 'read', table.now());
+  if (!c.breakNeeded) return undefined;
+  // The breaks are sent, and the I/O goes on without waiting for their acknowledgments: Windows
+  // completes a write that breaks a read-handle lease at once (the acknowledgment is still
+  // required, and times out as usual).
+  const tableId = open.tableId;
+  return (async () => {
+    const r = await table.client.breakFor(tableId, write ? 'write' : 'read', table.now());
     if (r.ok) await table.apply(r);
-  }
-  void signal;
-  return undefined;
+    return undefined;
+  })();
 }
 
 /**

@@ -33,7 +33,8 @@ export async function handleRead(ctx: RequestContext): Promise<Reply> {
   if (req.Length === 0 && req.MinimumCount === 0) return { status: NtStatus.SUCCESS, body: readResponse({ Data: EMPTY, DataRemaining: 0 }) };
   if (req.Offset + BigInt(req.Length) > OFFSET_MAX) return { status: NtStatus.END_OF_FILE };
 
-  const gate = await ioGate(ctx.conn.server, open, req.Offset, req.Length, false, ctx.signal);
+  const g = ioGate(ctx.conn.server, open, req.Offset, req.Length, false);
+  const gate = g instanceof Promise ? await g : g;
   if (gate !== undefined) return { status: gate };
   // The data is read into a pooled buffer that goes back to the pool once the socket has it.
   const pool = ctx.conn.bufferPool;

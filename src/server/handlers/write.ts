@@ -43,7 +43,8 @@ export async function handleWrite(ctx: RequestContext): Promise<Reply> {
   // A non-sparse file cannot grow beyond the volume: NTFS answers DISK_FULL, and so do we.
   const fs = await ctx.conn.server.volumeInfo(open.tree.share);
   if (end > BigInt(fs.totalBytes)) return { status: NtStatus.DISK_FULL };
-  const gate = await ioGate(ctx.conn.server, open, req.Offset, req.Data.length, true, ctx.signal);
+  const g = ioGate(ctx.conn.server, open, req.Offset, req.Data.length, true);
+  const gate = g instanceof Promise ? await g : g;
   if (gate !== undefined) return { status: gate };
   const offset = Number(req.Offset);
   if (!(open.grantedAccess & AccessMask.FILE_WRITE_DATA)) {
