@@ -43,6 +43,21 @@ describe('FrameDecoder (direct-TCP framing, MS-SMB2 2.1)', () => {
     expect(g.every((b) => b === 5)).toBe(true);
   });
 
+  it('4-8 KiB frames kept by their requests never share bytes, even when released and followed by more', () => {
+    const d = new FrameDecoder(1 << 20);
+    const payloads = Array.from({ length: 40 }, (_, i) => Buffer.alloc(4096 + 100 + i * 97, i + 1));
+    const kept: Buffer[] = [];
+    for (const p of payloads) {
+      d.push(frame(p));
+      const f = d.next()!;
+      kept.push(f);
+      d.release(f); // a request done with its frame: the bytes must still not be handed out again
+    }
+    for (let i = 0; i < payloads.length; i++) expect(kept[i]!.equals(payloads[i]!)).toBe(true);
+    // Slices of shared slabs: fewer backing buffers than frames.
+    expect(new Set(kept.map((k) => k.buffer)).size).toBeLessThan(payloads.length / 4);
+  });
+
   it('rejects a non-zero first header byte, an empty frame and an oversized frame', () => {
     expect(() => new FrameDecoder(1024).push(Buffer.from([1, 0, 0, 1, 0]))).toThrow(MalformedError);
     expect(() => new FrameDecoder(1024).push(Buffer.from([0, 0, 0, 0]))).toThrow(MalformedError);
