@@ -31,6 +31,7 @@
 import { systemClock, type Clock } from '../../base/clock.js';
 import { limits } from '../../base/limits.js';
 import { getNode } from '../../meta/families/cluster.js';
+import { key } from '../../meta/keys.js';
 import type { MetaService } from '../../meta/service.js';
 import type { CommandResult } from '../../meta/tx.js';
 import { boundedEnd } from '../../meta/families/extents.js';
@@ -113,7 +114,7 @@ export function leaseRefusal(meta: MetaService, nowMs: number, marginMs: number)
   if (incarnation === 0) return 'metadata service not joined';
   let rec;
   try {
-    rec = meta.read((tx) => getNode(tx, meta.nodeId));
+    rec = nodeRecord(meta);
   } catch (err) {
     return `cannot read the node record: ${(err as Error).message}`;
   }
@@ -126,6 +127,28 @@ export function leaseRefusal(meta: MetaService, nowMs: number, marginMs: number)
     return `node ${meta.nodeId} lease ends at ${rec.leaseUntil}, less than ${marginMs} ms after now (${nowMs}): not renewed`;
   }
   return undefined;
+}
+
+/**
+ * This node's membership record as applied, read once and kept until a batch changes a node record
+ * (a watch) or a snapshot is restored: the fencing check runs twice per segment.
+ */
+const nodeRecords = new WeakMap<MetaService, { rec: ReturnType<typeof getNode>; valid: boolean; restores: number }>();
+
+function nodeRecord(meta: MetaService): ReturnType<typeof getNode> {
+  let c = nodeRecords.get(meta);
+  if (c === undefined) {
+    const entry = { rec: undefined as ReturnType<typeof getNode>, valid: false, restores: meta.restoreCount };
+    meta.watch(key('node'), () => void (entry.valid = false));
+    nodeRecords.set(meta, entry);
+    c = entry;
+  }
+  if (!c.valid || c.restores !== meta.restoreCount) {
+    c.restores = meta.restoreCount;
+    c.rec = meta.read((tx) => getNode(tx, meta.nodeId));
+    c.valid = true;
+  }
+  return c.rec;
 }
 
 /** Segment counters, one per metadata service (one per process and node join). */
