@@ -104,6 +104,8 @@ export class Overlay implements RawKV {
   /** latin1 key -> [key bytes, value or null for a deletion]. */
   private readonly pending = new Map<string, [Buffer, Buffer | null]>();
   private sorted: string[] | null = [];
+  /** Range reads in progress (each walks the `sorted` array of its start; see set()). */
+  private iterating = 0;
   constructor(private readonly base: RawKV) {}
 
   get size(): number {
@@ -134,8 +136,11 @@ export class Overlay implements RawKV {
       // the next range read: a transaction's overlay holds every key its commands wrote so far, and
       // each command's window reads range over it.
       // Past a few thousand keys (a large delete), sorting once at the next read is cheaper.
-      if (this.sorted !== null && this.sorted.length < OVERLAY_INSERT_SORTED_MAX) this.sorted.splice(lowerBound(this.sorted, s), 0, s);
-      else this.sorted = null;
+      // A range read in progress walks the array it started with: copy before changing it.
+      if (this.sorted !== null && this.sorted.length < OVERLAY_INSERT_SORTED_MAX) {
+        if (this.iterating > 0) this.sorted = this.sorted.slice();
+        this.sorted.splice(lowerBound(this.sorted, s), 0, s);
+      } else this.sorted = null;
       this.pending.set(s, [Buffer.from(k), v]); // a copy: the caller may reuse its buffer
     }
   }
@@ -148,18 +153,23 @@ export class Overlay implements RawKV {
   *rangeRaw(start: Uint8Array, end: Uint8Array, reverse = false): Iterable<[Buffer, Buffer]> {
     const s = str(start);
     const e = end.length === 0 ? null : str(end);
-    // Pending keys in range, in iteration order (a copy: writes during iteration do not disturb it).
+    // Pending keys in range, walked in iteration order over the sorted array as it is now (set()
+    // copies it before inserting while a read is in progress: writes during iteration do not
+    // disturb it, and no read copies it).
     const all = this.order();
-    const mine = all.slice(lowerBound(all, s), e === null ? all.length : lowerBound(all, e));
-    if (reverse) mine.reverse();
+    const lo = lowerBound(all, s);
+    const hi = e === null ? all.length : lowerBound(all, e);
+    const count = hi - lo;
+    const at = (n: number): string => all[reverse ? hi - 1 - n : lo + n]!;
+    this.iterating++;
     const base = this.base.rangeRaw(start, end, reverse)[Symbol.iterator]();
     let b = base.next();
     let i = 0;
     const before = (x: string, y: string) => (reverse ? x > y : x < y);
     try {
-      while (!b.done || i < mine.length) {
+      while (!b.done || i < count) {
         const bk = b.done ? null : str(b.value[0]);
-        const mk = i < mine.length ? mine[i]! : null;
+        const mk = i < count ? at(i) : null;
         if (mk !== null && (bk === null || before(mk, bk) || mk === bk)) {
           // The pending write wins (and hides the base entry with the same key).
           if (bk === mk) b = base.next();
@@ -175,6 +185,7 @@ export class Overlay implements RawKV {
         else if (now[1] !== null) yield [entry[0], now[1]]; // written during iteration
       }
     } finally {
+      this.iterating--;
       base.return?.();
     }
   }

@@ -147,6 +147,41 @@ describe.each<StoreKind>(['memory', 'lmdb'])('Overlay over the %s store', (kind)
   });
 });
 
+describe('Overlay range reads while the overlay is written', () => {
+  it('a read walks the pending keys as they were when it started; base records show their new value', () => {
+    const b = (x: string): Buffer => Buffer.from(x);
+    const base = new Map<string, Buffer>([['b', b('B0')], ['d', b('D0')]]);
+    const fresh = (): Overlay => new Overlay({
+      getRaw: (k) => base.get(Buffer.from(k).toString('latin1')),
+      putRaw: () => {},
+      delRaw: () => {},
+      *rangeRaw(start, end, reverse) {
+        const ks = [...base.keys()].filter((k) => k >= Buffer.from(start).toString('latin1') && (end.length === 0 || k < Buffer.from(end).toString('latin1'))).sort();
+        if (reverse) ks.reverse();
+        for (const k of ks) yield [b(k), base.get(k)!] as [Buffer, Buffer];
+      },
+    });
+    for (const reverse of [false, true]) {
+      const ov = fresh();
+      for (const k of ['a', 'c', 'e']) ov.putRaw(b(k), b(k.toUpperCase()));
+      const seen: string[] = [];
+      let n = 0;
+      for (const [k, v] of ov.rangeRaw(b('a'), b('z'), reverse)) {
+        seen.push(`${k.toString()}=${v.toString()}`);
+        if (n++ === 0) {
+          // New keys on both sides of the cursor, and a base record overwritten ahead of it.
+          ov.putRaw(b(reverse ? 'ab' : 'bb'), b('new'));
+          ov.putRaw(b(reverse ? 'dd' : 'f'), b('new'));
+          ov.putRaw(b(reverse ? 'b' : 'd'), b('changed'));
+        }
+      }
+      expect(seen).toEqual(reverse ? ['e=E', 'd=D0', 'c=C', 'b=changed', 'a=A'] : ['a=A', 'b=B0', 'c=C', 'd=changed', 'e=E']);
+      // A read started afterwards sees everything written.
+      expect([...ov.rangeRaw(b('a'), b('z'))].map(([k]) => k.toString())).toEqual(reverse ? ['a', 'ab', 'b', 'c', 'd', 'dd', 'e'] : ['a', 'b', 'bb', 'c', 'd', 'e', 'f']);
+    }
+  });
+});
+
 describe('record limits', () => {
   it('the overlay refuses keys and records beyond limits.ts (StoreLimitError)', () => {
     const ov = new Overlay({ getRaw: () => undefined, putRaw: () => {}, delRaw: () => {}, rangeRaw: () => [] });
