@@ -229,8 +229,8 @@ export class StateMachine {
     const result = this.runHandler(w, ctx.position, index, c);
     if (result.ok) {
       let nodes = false;
-      result.overlay.commitTo(w, (k, v) => {
-        ctx.changed.set(k.toString('latin1'), [k, v]);
+      result.overlay.commitTo(w, (k, v, latin1) => {
+        ctx.changed.set(latin1, [k, v]);
         if (!nodes && startsWith(k, NODE_PREFIX)) nodes = true;
       });
       if (nodes) ctx.incarnations.clear(); // a node record changed: re-read incarnations

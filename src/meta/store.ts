@@ -128,7 +128,11 @@ export class Overlay implements RawKV {
   }
 
   private set(k: Uint8Array, v: Buffer | null): void {
-    const s = str(k);
+    this.setKey(str(k), k, v, true);
+  }
+
+  /** `s`: k as latin1; `copy`: k may be reused by the caller (another overlay's commit hands over its own). */
+  private setKey(s: string, k: Uint8Array, v: Buffer | null, copy: boolean): void {
     const p = this.pending.get(s);
     if (p !== undefined) p[1] = v;
     else {
@@ -141,7 +145,7 @@ export class Overlay implements RawKV {
         if (this.iterating > 0) this.sorted = this.sorted.slice();
         this.sorted.splice(lowerBound(this.sorted, s), 0, s);
       } else this.sorted = null;
-      this.pending.set(s, [Buffer.from(k), v]); // a copy: the caller may reuse its buffer
+      this.pending.set(s, [copy || !Buffer.isBuffer(k) ? Buffer.from(k) : k, v]); // a copy unless handed over
     }
   }
 
@@ -197,16 +201,20 @@ export class Overlay implements RawKV {
 
   /**
    * Applies the buffered writes to `target` (in byte order), forgets them, and returns the keys
-   * written or deleted (in byte order); `each` sees every key with its new value (null: deleted).
+   * written or deleted (in byte order); `each` sees every key with its new value (null: deleted) and
+   * its latin1 form.
    */
-  commitTo(target: RawKV, each?: (k: Buffer, v: Buffer | null) => void): Buffer[] {
+  commitTo(target: RawKV, each?: (k: Buffer, v: Buffer | null, latin1: string) => void): Buffer[] {
     const keys: Buffer[] = [];
     for (const s of this.order()) {
       const [k, v] = this.pending.get(s)!;
-      if (v === null) target.delRaw(k);
+      // Into another overlay (a command's writes into its transaction's): the key, checked when it
+      // was written here and no longer ours, is handed over with its latin1 form.
+      if (target instanceof Overlay) target.setKey(s, k, v, false);
+      else if (v === null) target.delRaw(k);
       else target.putRaw(k, v);
       keys.push(k);
-      each?.(k, v);
+      each?.(k, v, s);
     }
     this.pending.clear();
     this.sorted = [];

@@ -191,8 +191,8 @@ export function rawTx(kv: RawKV, position: number, index: number): ApplyTx {
       let stop: Uint8Array = end;
       if (opts.start !== undefined) {
         // reverse: resume below start (exclusive), never above the prefix's end.
-        if (opts.reverse) stop = end.length === 0 || Buffer.compare(Buffer.from(opts.start), end) < 0 ? opts.start : end;
-        else start = Buffer.compare(Buffer.from(opts.start), Buffer.from(prefix)) > 0 ? opts.start : prefix;
+        if (opts.reverse) stop = end.length === 0 || Buffer.compare(opts.start, end) < 0 ? opts.start : end;
+        else start = Buffer.compare(opts.start, prefix) > 0 ? opts.start : prefix;
       }
       let n = 0;
       for (const [k, v] of kv.rangeRaw(start, stop, opts.reverse ?? false)) {
