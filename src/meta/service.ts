@@ -28,7 +28,6 @@ import { encodeEntry } from './entry.js';
 import { MetaVersionError, type ApplyOutcome, type StateMachine } from './state-machine.js';
 import type { Command, CommandResult, ReadTx } from './tx.js';
 import { getCluster, getNode } from './families/cluster.js';
-import { key } from './keys.js';
 
 export type MetaErrorKind =
   /** The command could not be committed before its deadline (definitely not applied). */
@@ -429,7 +428,8 @@ export class MetaService {
       p.resolve(r.result);
     }
     if (this.inc > 0 && out.results.some((r) => r.node === this.nodeId)) {
-      const rec = this.machine.read((tx) => tx.get<{ inc: number; w: number }>(key('proposer', this.nodeId)));
+      // This node's dedup record as the batch left it (no read of the state per batch).
+      const rec = out.proposers.get(this.nodeId);
       if (rec && rec.inc === this.inc && rec.w > this.appliedWatermark) this.appliedWatermark = rec.w;
     }
     // Abandoned proposals below an applied watermark can never be applied any more.

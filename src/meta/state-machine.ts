@@ -50,6 +50,8 @@ export interface ApplyOutcome {
   changed: Buffer[];
   /** The value each key of `changed` holds after the batch (same index; null: deleted). */
   values: (Buffer | null)[];
+  /** Dedup records this batch changed, by node, as the batch left them (a proposer's applied watermark). */
+  proposers: Map<string, ProposerRecord>;
 }
 
 /** Proposer dedup record, key('proposer', node). */
@@ -125,7 +127,7 @@ export class StateMachine {
    * store failure (nothing of the batch was applied).
    */
   applyBatch(batch: LogBatch): ApplyOutcome {
-    return this.applyBatches([batch])[0] ?? { position: batch.position, results: [], changed: [], values: [] };
+    return this.applyBatches([batch])[0] ?? { position: batch.position, results: [], changed: [], values: [], proposers: new Map() };
   }
 
   /**
@@ -164,9 +166,14 @@ export class StateMachine {
             results.push(this.applyEntry(w, ctx, index, batch.entries[index]!));
           }
           // Dedup records, written once per batch (in first-seen order: the same on every node).
-          for (const [n, p] of ctx.proposers) if (p.dirty) w.putRaw(proposerKey(n), encodeRecord(p.rec));
+          const proposers = new Map<string, ProposerRecord>();
+          for (const [n, p] of ctx.proposers) {
+            if (!p.dirty) continue;
+            w.putRaw(proposerKey(n), encodeRecord(p.rec));
+            proposers.set(n, p.rec);
+          }
           ctxs.push(ctx);
-          outcomes.push({ position: batch.position, results, changed: [], values: [] });
+          outcomes.push({ position: batch.position, results, changed: [], values: [], proposers });
         }
         w.commitTo(store);
         store.setPosition(last);

@@ -143,7 +143,7 @@ describe.each<StoreKind>(['memory', 'lmdb'])('StateMachine on %s', (kind) => {
     const sm = fresh(kind);
     sm.applyBatch(batch(5, join('a', 1, 1)));
     const h = sm.hash();
-    expect(sm.applyBatch(batch(5, entry('a', 1, 2, { t: 'kv.inc', k: 'c' })))).toEqual({ position: 5, results: [], changed: [], values: [] });
+    expect(sm.applyBatch(batch(5, entry('a', 1, 2, { t: 'kv.inc', k: 'c' })))).toEqual({ position: 5, results: [], changed: [], values: [], proposers: new Map() });
     expect(sm.applyBatch(batch(3, entry('a', 1, 3, { t: 'kv.inc', k: 'c' }))).results).toEqual([]);
     expect(sm.hash()).toBe(h);
     sm.applyBatch(batch(9, entry('a', 1, 4, { t: 'kv.inc', k: 'c' })));
