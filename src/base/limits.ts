@@ -109,6 +109,10 @@ export const limits = {
   metaShareConfigBytesMax: 64 * KiB,
   /** Bytes per chunk of a state snapshot stream (and records per restore write transaction / 64). */
   metaSnapshotChunkBytes: 256 * KiB,
+  /** A snapshot in the object store is written in part objects of this size (one held in memory). */
+  metaSnapshotPartBytes: 64 * MiB,
+  /** Largest state snapshot stored in the object store (beyond it the log keeps its history). */
+  metaSnapshotBytesMax: 64 * 1024 * MiB,
   /** Proposals a node may have in flight (and readers waiting for a position). */
   metaPendingProposalsMax: 65_536,
   /** How long a proposal may take, re-sends included, before it is abandoned. */

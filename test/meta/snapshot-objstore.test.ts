@@ -36,8 +36,72 @@ describe('ObjectStoreSnapshotStore', () => {
     expect(await readAll(latest!.read())).toBe('three-hundred');
     await snaps.prune(2);
     const left = (await store.list('c1/meta-snapshots/')).objects.map((o) => o.key);
-    expect(left).toEqual(['c1/meta-snapshots/0000000000000011', 'c1/meta-snapshots/000000000000012c', 'c1/meta-snapshots/not-a-snapshot']);
+    expect(left).toEqual([
+      'c1/meta-snapshots/0000000000000011.m',
+      'c1/meta-snapshots/0000000000000011.p00000000',
+      'c1/meta-snapshots/000000000000012c.m',
+      'c1/meta-snapshots/000000000000012c.p00000000',
+      'c1/meta-snapshots/not-a-snapshot',
+    ]);
     expect(() => new ObjectStoreSnapshotStore(store, 'no-slash')).toThrow(/end with/);
+  });
+
+  it('writes a large snapshot in parts (chunks cut across parts), read back in order; memory holds one part', async () => {
+    const store = new MemoryObjectStore();
+    const snaps = new ObjectStoreSnapshotStore(store, 's/', { partBytes: 5 });
+    const text = 'the quick brown fox jumps over the lazy dog';
+    const info = await snaps.put(7, chunks('the quick', ' brown fox jumps ', 'o', 'ver the lazy dog'));
+    expect(info.bytes).toBe(text.length);
+    const keys = (await store.list('s/')).objects.map((o) => o.key);
+    expect(keys.filter((k) => k.includes('.p'))).toHaveLength(Math.ceil(text.length / 5));
+    for (const o of (await store.list('s/')).objects) if (o.key.includes('.p')) expect(o.size).toBeLessThanOrEqual(5);
+    expect(await readAll((await snaps.latest())!.read())).toBe(text);
+  });
+
+  it('a snapshot exists only once its manifest does: parts of a put cut short are ignored, then pruned', async () => {
+    const store = new MemoryObjectStore();
+    const snaps = new ObjectStoreSnapshotStore(store, 's/', { partBytes: 4 });
+    await snaps.put(10, chunks('ten ten'));
+    // A put at 20 that stopped after its first part (the node died): no manifest.
+    let n = 0;
+    async function* dies(): AsyncIterable<Uint8Array> {
+      yield Buffer.from('twenty');
+      if (n++ >= 0) throw new Error('node died');
+    }
+    await expect(snaps.put(20, dies())).rejects.toThrow(/node died/);
+    expect((await store.list('s/0000000000000014')).objects.map((o) => o.key)).toEqual(['s/0000000000000014.p00000000']);
+    expect((await snaps.latest())?.position).toBe(10);
+    await snaps.put(30, chunks('thirty'));
+    await snaps.put(40, chunks('forty'));
+    await snaps.prune(2);
+    const left = (await store.list('s/')).objects.map((o) => o.key.slice(2, 18));
+    expect([...new Set(left)]).toEqual(['000000000000001e', '0000000000000028']);
+    expect(await readAll((await snaps.latest())!.read())).toBe('forty');
+  });
+
+  it('reads a snapshot stored whole by earlier versions, and refuses a state above the bound', async () => {
+    const store = new MemoryObjectStore();
+    const snaps = new ObjectStoreSnapshotStore(store, 's/', { bytesMax: 10 });
+    await store.put('s/0000000000000005', Buffer.from('legacy'));
+    expect(await readAll((await snaps.latest())!.read())).toBe('legacy');
+    await expect(snaps.put(6, chunks('more than ', 'ten bytes'))).rejects.toThrow(/larger than 10 bytes/);
+    expect((await snaps.latest())?.position).toBe(5);
+    await snaps.put(7, chunks('newer'));
+    expect((await snaps.latest())?.position).toBe(7);
+    await snaps.prune(1);
+    expect((await store.list('s/')).objects.map((o) => o.key)).toEqual(['s/0000000000000007.m', 's/0000000000000007.p00000000']);
+  });
+
+  it('says so when a manifest is damaged or names parts of another snapshot', async () => {
+    const store = new MemoryObjectStore();
+    const snaps = new ObjectStoreSnapshotStore(store, 's/');
+    await snaps.put(3, chunks('three'));
+    await store.put('s/0000000000000003.m', Buffer.from('{not json'));
+    await expect(snaps.latest()).rejects.toThrow(/manifest .* cannot be read/);
+    await store.put('s/0000000000000003.m', Buffer.from(JSON.stringify({ format: 'tessera-snapshot-parts/1', bytes: 5, parts: [{ key: 's/0000000000000009.p00000000', bytes: 5 }] })));
+    await expect(snaps.latest()).rejects.toThrow(/not this snapshot's/);
+    await store.put('s/0000000000000003.m', Buffer.from(JSON.stringify({ format: 'tessera-snapshot-parts/1', bytes: 9, parts: [{ key: 's/0000000000000003.p00000000', bytes: 5 }] })));
+    await expect(snaps.latest()).rejects.toThrow(/hold 5 bytes, the snapshot 9/);
   });
 
   it('a node whose state is gone after compaction restores from the object store and converges', async () => {
@@ -59,7 +123,7 @@ describe('ObjectStoreSnapshotStore', () => {
     const pos = await a.snapshotNow();
     expect(pos).toBeGreaterThan(0);
     expect(h.compactedThrough).toBe(pos);
-    expect((await objects.list('lab/meta-snapshots/')).objects).toHaveLength(1);
+    expect((await objects.list('lab/meta-snapshots/')).objects.filter((o) => o.key.endsWith('.m'))).toHaveLength(1);
     await a.propose({ t: 'share.put', name: 'after', config: {} });
     const b = await start('b'); // empty state, log compacted: must restore the snapshot
     await a.barrier();
