@@ -482,7 +482,6 @@ export class MetaService {
     }
   }
 
-
   private fail(err: Error): void {
     if (this.failed) return;
     this.failed = err;
