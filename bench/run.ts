@@ -18,7 +18,7 @@ import { renderResults, renderTable, type ReportHeader } from './lib/report.js';
 import { buildTools, type BuiltTools } from './lib/tools.js';
 import { treeCpuSeconds } from './lib/proc.js';
 import { smbclient, workloads, type BenchEnv, type BenchParams } from './lib/workloads.js';
-import { renderRawS3, runRawS3, type RawComparison, type RawResult } from './lib/s3raw.js';
+import { rawCasesById, renderRawS3, runRawCases, runRawS3, type RawComparison, type RawResult, type SameRgwBaselines } from './lib/s3raw.js';
 import { otherSections } from './lib/results-section.js';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
@@ -227,6 +227,19 @@ async function main(): Promise<number> {
   }
 
   const tables: Table[] = [];
+  // Raw S3 on the RGW that serves the Chunked-RGW target, next to its rows (the issue: "raw
+  // @aws-sdk/client-s3 throughput against the same RGW"); the fresh-RGW table after the workloads stays.
+  const same: SameRgwBaselines = { errors: [] };
+  const rawOpts = { durationS: params.durationS, maxBytes: Math.max(512 * 1024 ** 2, 2 * params.seqBytes), log };
+  const sameRaw = async (rgw: Rgw, ids: string[]): Promise<RawResult[] | undefined> => {
+    try {
+      log(`s3raw (same RGW): ${ids.join(', ')}`);
+      return await runRawCases(rgw, 'tessera-raw-same', rawCasesById(ids), rawOpts);
+    } catch (e) {
+      same.errors.push(`${ids.join(', ')}: ${((e as Error).message.split('\n')[0] ?? 'failed').slice(0, 200)}`);
+      return undefined;
+    }
+  };
   const startError: Partial<Record<ServerKind, string>> = {};
   const ran = new Set<ServerKind>();
   for (const wid of selected) {
@@ -267,6 +280,7 @@ async function main(): Promise<number> {
         ['tessera', server.pid],
         ...(rgw !== undefined ? ([['radosgw', rgw.pids.rgw], ['ceph-osd', rgw.pids.osd]] as [string, number | undefined][]) : []),
       ];
+      if (kind === 'rgw' && rgw !== undefined && wid === 'rand') same.randBefore = await sameRaw(rgw, ['put-4k-1']);
       const cpu0 = cpuPids().map(([, pid]) => (pid !== undefined ? treeCpuSeconds(pid) : 0));
       const t0 = process.hrtime.bigint();
       try {
@@ -284,6 +298,9 @@ async function main(): Promise<number> {
         const spent = cpuPids().map(([name, pid], i) => `${name} ${(pid !== undefined ? treeCpuSeconds(pid) - cpu0[i]! : 0).toFixed(1)}`);
         table.notes.push(`${kindLabel[kind]}: whole workload ${wall.toFixed(1)} s wall; server CPU s: ${spent.join(', ')} (2 cores shared with the clients).`);
       }
+      // Outside the CPU window above: these requests are the baseline's, not the target's.
+      if (kind === 'rgw' && rgw !== undefined && wid === 'rand') same.randAfter = await sameRaw(rgw, ['put-4k-1']);
+      if (kind === 'rgw' && rgw !== undefined && wid === 'seq') same.seq = await sameRaw(rgw, ['put-8m-2', 'put-8m-16']);
       const died = !serverAlive(server);
       if (died) fillMissing(`${kind} exited during the workload`);
       const anyError = table.rows.some((r) => r.results[kind]?.error !== undefined);
@@ -305,7 +322,7 @@ async function main(): Promise<number> {
     let rgw: Rgw | undefined;
     try {
       rgw = await startBenchRgw('s3raw');
-      raw = await runRawS3(rgw, 'tessera-raw', { durationS: params.durationS, maxBytes: Math.max(512 * 1024 ** 2, 2 * params.seqBytes), log });
+      raw = await runRawS3(rgw, 'tessera-raw', rawOpts);
     } catch (e) {
       rawError = ((e as Error).message.split('\n')[0] ?? 'failed').slice(0, 300);
       log(`s3raw: ${rawError}`);
@@ -320,10 +337,12 @@ async function main(): Promise<number> {
         const m = randRows?.find((r) => r.id === `4096-write-${conns}`)?.results.rgw;
         return { conns, iops: m?.value ?? null, latUs: (m?.detail['lat_us'] as Record<string, number> | undefined) ?? null };
       }),
+      ...(same.seq !== undefined || same.randBefore !== undefined || same.randAfter !== undefined || same.errors.length > 0 ? { same } : {}),
     };
     const note =
       'Raw S3: one S3Client set up like src/objstore/s3.ts (keep-alive, 16 sockets, no Expect: 100-continue, SHA-256 payload signing, no SDK retries), ' +
       `on a fresh RGW started as for the Chunked-RGW target; ${params.durationS} s per case or ${Math.max(512, (2 * params.seqBytes) / 1024 ** 2)} MiB, whichever comes first; puts cycle over 64 keys per size, gets read them back. ` +
+      'Rows marked "same RGW" ran on the RGW that served the Chunked-RGW target, in bucket tessera-raw-same, just before and after that target\'s rows (outside their timed windows). ' +
       'The chunked driver seals a segment at 8 MiB or 2 ms after its first write (limits.chunkedSegmentBytes, chunkedGroupCommitMs), then commits its extent-map update to the local log before answering.';
     extra.push(raw !== null ? renderRawS3(raw, cmp, note) : `### Raw S3 on Ceph RGW\n\nFAILED: ${rawError ?? 'not run'}`);
     process.stdout.write(`\n${extra[extra.length - 1]}\n`);
@@ -359,7 +378,7 @@ async function main(): Promise<number> {
   header.machine['load average (1/5/15 min) at end'] = loadavg().map((l) => l.toFixed(2)).join(' ');
   const md = renderResults(header, tables);
   const stamp = started.toISOString().replace(/[:.]/g, '-');
-  const json = JSON.stringify({ header, params, tables, rawS3: raw, rawS3Error: rawError }, null, 2);
+  const json = JSON.stringify({ header, params, tables, rawS3: raw, rawS3Error: rawError, rawS3SameRgw: same }, null, 2);
   writeFileSync(join(outDir, `results-${stamp}.json`), json);
   writeFileSync(join(outDir, 'results-latest.json'), json);
   if (!flags['no-results-md']) {

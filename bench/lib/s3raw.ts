@@ -158,18 +158,36 @@ async function runCase(client: S3Client, bucket: string, c: RawCase, written: Ma
 
 /** Runs every raw case, in order (puts before the gets that read their objects), in `bucket`. */
 export async function runRawS3(rgw: Rgw, bucket: string, o: RawS3Options): Promise<RawResult[]> {
+  return runRawCases(rgw, bucket, rawCases, o);
+}
+
+/**
+ * Runs the given cases, in order, in `bucket` (created if missing) of an RGW that may also serve a
+ * Chunked-RGW target: the bench measures its baselines on that same RGW too, right before and after
+ * the target's rows, since a fresh RGW and one holding a workload's objects differ by up to 2x.
+ */
+export async function runRawCases(rgw: Rgw, bucket: string, cases: readonly RawCase[], o: RawS3Options): Promise<RawResult[]> {
   await rgw.createBucket(bucket);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 16, maxFreeSockets: 16, scheduling: 'lifo' });
   const client = rgw.client({ expectContinueHeader: false, requestHandler: { httpAgent: agent } });
   const written = new Map<number, number>();
   const out: RawResult[] = [];
   try {
-    for (const c of rawCases) out.push(await runCase(client, bucket, c, written, o));
+    for (const c of cases) out.push(await runCase(client, bucket, c, written, o));
   } finally {
     client.destroy();
     agent.destroy();
   }
   return out;
+}
+
+/** Raw cases by id (throws on an unknown id: a typo must not silently drop a baseline). */
+export function rawCasesById(ids: readonly string[]): RawCase[] {
+  return ids.map((id) => {
+    const c = rawCases.find((x) => x.id === id);
+    if (c === undefined) throw new Error(`s3raw: no case ${id}`);
+    return c;
+  });
 }
 
 /** The figures the issue asks for: chunked-on-RGW against raw S3 on the same RGW build. */
@@ -178,6 +196,18 @@ export interface RawComparison {
   seqPutMiBs: number | null;
   /** Random 4 KiB writes on the rgw target, IOPS, by connections. */
   rand4kWrite: { conns: number; iops: number | null; latUs: Record<string, number> | null }[];
+  /** Baselines on the RGW that served the Chunked-RGW target (see runRawCases), if measured. */
+  same?: SameRgwBaselines;
+}
+
+/** Raw cases run on the Chunked-RGW target's own RGW, next to its rows. */
+export interface SameRgwBaselines {
+  /** After the sequential rows: 8 MiB puts at 2 and 16 in flight. */
+  seq?: RawResult[];
+  /** Synchronous 4 KiB puts just before, and just after, the random-IO rows. */
+  randBefore?: RawResult[];
+  randAfter?: RawResult[];
+  errors: string[];
 }
 
 const f1 = (v: number): string => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
@@ -205,6 +235,24 @@ export function renderRawS3(results: RawResult[], cmp: RawComparison, note: stri
   for (const r of cmp.rand4kWrite) {
     const v = r.iops !== null && put4k && put4k.opsPerS > 0 && put4k.errors === 0 ? `${(r.iops / put4k.opsPerS).toFixed(2)}x (${f1(r.iops)} / ${f1(put4k.opsPerS)} per s)` : '-';
     lines.push(`| random 4 KiB writes/s on Chunked-RGW, ${r.conns} conn${r.conns > 1 ? 's' : ''} QD1 / synchronous 4 KiB puts/s | ${v} | 20x |`);
+  }
+  const same = cmp.same;
+  if (same !== undefined) {
+    const ok = (r: RawResult | undefined): r is RawResult => r !== undefined && r.errors === 0 && r.opsPerS > 0;
+    for (const id of ['put-8m-2', 'put-8m-16']) {
+      const r = same.seq?.find((x) => x.id === id);
+      const v = cmp.seqPutMiBs !== null && ok(r) ? `${(cmp.seqPutMiBs / r.mibPerS).toFixed(2)}x (${f1(cmp.seqPutMiBs)} / ${f1(r.mibPerS)} MiB/s)` : '-';
+      lines.push(`| same RGW: sequential write on Chunked-RGW / raw 8 MiB puts, ${r?.inFlight ?? '?'} in flight, right after the sequential rows | ${v} | 0.8x |`);
+    }
+    const before = same.randBefore?.find((x) => x.id === 'put-4k-1');
+    const after = same.randAfter?.find((x) => x.id === 'put-4k-1');
+    for (const r of cmp.rand4kWrite) {
+      const parts: string[] = [];
+      if (r.iops !== null && ok(before)) parts.push(`${(r.iops / before.opsPerS).toFixed(2)}x of ${f1(before.opsPerS)}/s before`);
+      if (r.iops !== null && ok(after)) parts.push(`${(r.iops / after.opsPerS).toFixed(2)}x of ${f1(after.opsPerS)}/s after`);
+      lines.push(`| same RGW: random 4 KiB writes/s on Chunked-RGW, ${r.conns} conn${r.conns > 1 ? 's' : ''} QD1 (${r.iops !== null ? f1(r.iops) : '-'}) / synchronous 4 KiB puts/s just before and after the random-IO rows | ${parts.length > 0 ? parts.join('; ') : '-'} | 20x |`);
+    }
+    if (same.errors.length > 0) lines.push('', `- Same-RGW baselines: ${same.errors.join('; ')}`);
   }
   lines.push('', `- ${note}`);
   return lines.join('\n');
