@@ -370,7 +370,7 @@ async function main(): Promise<number> {
       'duration per random-IO / ECHO run': `${params.durationS} s`,
       'metadata files': String(params.metaFiles),
       'targets': servers.map((k) => kindLabel[k]).join(', '),
-      'chunked targets': 'Chunked-local: --share bench --store file://WORKDIR/... --meta local://...; Chunked-RGW: --store s3://BUCKET/PREFIX --s3-endpoint on a private Ceph RGW (test/helpers/rgw.ts: 1 mon, 1 memstore OSD, radosgw beast, all on this machine) and a local log. Fresh state per workload; they run seq and rand only; rand.bin is written through SMB (smbclient put) first.',
+      'chunked targets': 'Chunked-local: --share bench --store file://WORKDIR/... --meta local://...; Chunked-RGW: --store s3://BUCKET/PREFIX --s3-endpoint on a private Ceph RGW (test/helpers/rgw.ts: 1 mon, 1 memstore OSD, radosgw beast, all on this machine, Ceph debug logging off) and a local log. Fresh state per workload; they run seq and rand only; rand.bin is written through SMB (smbclient put) first.',
       'CPU accounting': 'server process tree, /proc/PID/stat utime+stime+cutime+cstime (see README); the RGW daemons are not in it (see the notes under each table)',
     },
     extra,
@@ -436,12 +436,23 @@ function saveLog(name: string, text: string): void {
   }
 }
 
+/**
+ * Ceph's debug logging off, as for a production gateway: the defaults (debug rgw 1/5, osd 1/5, ...)
+ * write a log line at level 1 for every request and gather entries up to level 5 in memory, CPU
+ * that the RGW daemons take from the 2 cores the target and the clients share (a chunked share at
+ * 32 connections did 2,182-2,364 random 4 KiB writes/s with the defaults, 2,508-3,170 without, on
+ * alternating fresh RGWs). The tests keep the defaults: their failures print the RGW's log.
+ */
+const quietCeph: Record<string, string> = Object.fromEntries(
+  ['rgw', 'rgw_sync', 'osd', 'objecter', 'rados', 'memdb', 'rocksdb', 'auth', 'asok', 'monc', 'mon', 'paxos', 'finisher', 'throttle', 'optracker', 'heartbeatmap', 'perfcounter', 'tp', 'none', 'objclass', 'crypto', 'context', 'buffer', 'timer', 'reserver', 'crush', 'prioritycache', 'compressor'].map((s) => [`debug ${s}`, '0/0']),
+);
+
 /** A private Ceph RGW for the bench (memstore: objects live in the OSD's RAM). */
 async function startBenchRgw(name: string): Promise<Rgw> {
   // memstore's capacity is only a bound (RAM is used as objects arrive); sequential rows overwrite
   // whole files, and RGW frees the tails of deleted objects only a minute later.
   const osdBytes = Math.min(16 * 1024 ** 3, Math.max(4 * 1024 ** 3, 12 * sizeBytes));
-  return startRgw({ name, osdBytes });
+  return startRgw({ name, osdBytes, conf: quietCeph });
 }
 
 async function startServer(
