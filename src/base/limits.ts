@@ -283,6 +283,9 @@ export const limits = {
    *  collectorCompactBusyBytesPerPass. */
   collectorCompactDeferPassesMax: 6,
   collectorCompactBusyBytesPerPass: 8 * MiB,
+  /** Range gets one compaction keeps in flight (pieces not in the read cache; collector.ts). Few: each
+   *  costs the main thread about a millisecond of SDK work, and compaction is background work. */
+  collectorCompactGetsInFlightMax: 4,
   /** Orphan sweep (H18): segment keys listed per pass (paged, resuming where the last pass stopped)
    *  and orphaned segments of superseded writers deleted per pass. */
   collectorOrphanListPerPass: 10_000,

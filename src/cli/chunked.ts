@@ -101,6 +101,8 @@ export async function openChunkedBackend(c: ChunkedBackendConfig, log: Logger): 
       logger: log.child({ part: 'collector' }),
       // Ranges being written are left alone until the writes pause (see limits.collectorCompactQuietMs).
       busy: () => systemClock.monotonicMs() - driver.activity.lastWriteMs < limits.collectorCompactQuietMs,
+      // Compaction reads what the node's read cache holds from there, not from the store.
+      cached: (object, offset, length) => driver.cache.peek(object, offset, length),
     });
     collector.start();
     undo.push(() => collector.stop());

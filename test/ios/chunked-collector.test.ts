@@ -42,6 +42,7 @@ class FakeClock implements Clock {
 interface Env {
   svc: MetaService;
   store: MemoryObjectStore;
+  driver: ChunkedDriver;
   share: IosShare;
   close(): Promise<void>;
 }
@@ -70,6 +71,7 @@ async function openEnv(): Promise<Env> {
   const env: Env = {
     svc,
     store,
+    driver,
     share,
     async close() {
       await share.close();
@@ -186,15 +188,34 @@ describe('collector: deleting unreferenced objects', () => {
   });
 });
 
-/** A store whose puts of compaction segments can be held (the test then races a write). */
+/**
+ * A store whose puts of compaction segments can be held (the test then races a write); it counts
+ * gets, the most in flight at once, puts, and can run a hook after each get.
+ */
 class HoldingStore implements ObjectStore {
   readonly kind = 'holding';
   hold: ((key: string) => Promise<void>) | undefined;
+  afterGet: (() => void) | undefined;
+  getDelayMs = 0;
+  gets = 0;
+  puts = 0;
+  private getting = 0;
+  maxGetsInFlight = 0;
   constructor(private readonly inner: ObjectStore) {}
-  get(k: string, range?: { offset: number; length: number }): Promise<Buffer> {
-    return this.inner.get(k, range);
+  async get(k: string, range?: { offset: number; length: number }): Promise<Buffer> {
+    this.gets++;
+    this.getting++;
+    this.maxGetsInFlight = Math.max(this.maxGetsInFlight, this.getting);
+    try {
+      if (this.getDelayMs > 0) await new Promise((r) => setTimeout(r, this.getDelayMs));
+      return await this.inner.get(k, range);
+    } finally {
+      this.getting--;
+      this.afterGet?.();
+    }
   }
   async put(k: string, body: Uint8Array | readonly Uint8Array[], opts?: PutOptions): Promise<ObjectInfo> {
+    this.puts++;
     const h = this.hold;
     if (h !== undefined) await h(k);
     return this.inner.put(k, body, opts);
@@ -268,6 +289,73 @@ describe('collector: compaction', () => {
     await fragment(handle, model, 5, 4096, 0);
     expect((await col.collectOnce()).compactions).toBe(1);
     expect((await handle.read(0, model.length)).equals(model)).toBe(true);
+  });
+
+  it('yields to the clients: a pass started quiet stops reading once the shares are written; nothing is put or mapped', async () => {
+    const env = await openEnv();
+    const store = new HoldingStore(env.store);
+    let busy = false;
+    const col = new Collector({ meta: env.svc, store, clusterId: 'test', nodeId: 'n1', graceMs: 0, positionLag: 0, compaction: { minExtents: 4, smallBytes: 8192 }, extentsPerCommandMax: BUDGET, busy: () => busy, compactGetsInFlight: 1 });
+    const { handle } = await env.share.open('yield.bin', { mode: 'create', write: true });
+    const model = Buffer.alloc(6 * 4096);
+    await fragment(handle, model, 6, 4096);
+    const fork = forkOf(handle);
+    env.driver.cache.clear(); // every piece comes from the store
+    // A client writes while the collector reads the run's first piece.
+    store.afterGet = () => {
+      busy = true;
+    };
+    const r = await col.collectOnce();
+    expect(r.compactionsYielded).toBe(1);
+    expect(r.compactions + r.compactionsStale).toBe(0);
+    expect(store.gets).toBe(1); // no get started after the shares became busy
+    expect(store.puts).toBe(0);
+    expect(extentCount(env.svc, fork)).toBe(6);
+    expect(col.stats.compactionsYielded).toBe(1);
+    // Busy at the start of a pass: compaction defers (it does not count as yielding).
+    expect((await col.collectOnce()).compactionsYielded).toBe(0);
+    expect(col.stats.compactionPassesDeferred).toBe(1);
+    // Quiet again: the next pass compacts.
+    store.afterGet = undefined;
+    busy = false;
+    const r2 = await col.collectOnce();
+    expect(r2.compactions).toBe(1);
+    expect(extentCount(env.svc, fork)).toBe(1);
+    expect((await handle.read(0, model.length)).equals(model)).toBe(true);
+  });
+
+  it('reads the pieces the node cache holds from there, the rest with at most compactGetsInFlight gets', async () => {
+    const env = await openEnv();
+    const store = new HoldingStore(env.store);
+    const cached = (o: string, off: number, len: number): Buffer | undefined => env.driver.cache.peek(o, off, len);
+    const mk = (): Collector =>
+      new Collector({ meta: env.svc, store, clusterId: 'test', nodeId: 'n1', graceMs: 0, positionLag: 0, compaction: { minExtents: 4, smallBytes: 8192 }, extentsPerCommandMax: BUDGET, cached, compactGetsInFlight: 2 });
+    const { handle } = await env.share.open('cached.bin', { mode: 'create', write: true });
+    const model = Buffer.alloc(6 * 4096);
+    // Just written: the driver's cache keeps these small segments (cacheWrites).
+    await fragment(handle, model, 6, 4096);
+    const fork = forkOf(handle);
+    const col = mk();
+    const r = await col.collectOnce();
+    expect(r.compactions).toBe(1);
+    expect(col.stats.compactPiecesCached).toBe(6);
+    expect(col.stats.compactPiecesFetched).toBe(0);
+    expect(store.gets).toBe(0);
+    expect(extentCount(env.svc, fork)).toBe(1);
+    expect((await handle.read(0, model.length)).equals(model)).toBe(true);
+    // Not cached: fetched, two at a time (slow gets, so the bound is reached and must hold).
+    await fragment(handle, model, 6, 4096);
+    env.driver.cache.clear();
+    store.getDelayMs = 20;
+    const col2 = mk();
+    const r2 = await col2.collectOnce();
+    expect(r2.compactions).toBe(1);
+    expect(col2.stats.compactPiecesFetched).toBe(6);
+    expect(col2.stats.compactPiecesCached).toBe(0);
+    expect(store.maxGetsInFlight).toBe(2);
+    expect(extentCount(env.svc, fork)).toBe(1);
+    expect((await handle.read(0, model.length)).equals(model)).toBe(true);
+    expect(() => new Collector({ meta: env.svc, store, clusterId: 'test', nodeId: 'n1', compactGetsInFlight: 0 })).toThrow(/compactGetsInFlight/);
   });
 
   it('is refused (stale) when a write changes the range meanwhile; the new segment is deleted; data stays exact', async () => {

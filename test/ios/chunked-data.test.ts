@@ -293,6 +293,43 @@ describe('chunked read cache and read-ahead', () => {
     await mem.close();
   });
 
+  it('peek copies kept bytes (across blocks) without fetching, counting or reordering; anything not kept is undefined', async () => {
+    const mem = new CountingStore(new MemoryObjectStore());
+    const body = randomBytes(1300);
+    await mem.put('o', body);
+    const cache = new BlockCache(mem, { blockBytes: 512, bytesMax: 1024 });
+    expect(cache.peek('o', 0, 10)).toBeUndefined(); // nothing kept yet: no get either
+    expect(mem.gets).toBe(0);
+    // Blocks 0 and 1 kept (two reads, so they are two LRU entries: 0 older than 1).
+    await cache.readInto([{ object: 'o', objectOffset: 0, length: 512, at: 0 }], Buffer.alloc(512));
+    await cache.readInto([{ object: 'o', objectOffset: 512, length: 512, at: 0 }], Buffer.alloc(512));
+    const gets = mem.gets;
+    const stats = { ...cache.stats };
+    const p = cache.peek('o', 500, 30)!; // spans blocks 0 and 1
+    expect(p.equals(body.subarray(500, 530))).toBe(true);
+    expect(cache.peek('o', 0, 1024)!.equals(body.subarray(0, 1024))).toBe(true);
+    // A copy: changing it changes nothing kept.
+    p.fill(0);
+    expect(cache.peek('o', 500, 30)!.equals(body.subarray(500, 530))).toBe(true);
+    // Block 2 is not kept: a range touching it is a miss, and peek fetched nothing.
+    expect(cache.peek('o', 1000, 100)).toBeUndefined();
+    expect(cache.peek('other', 0, 10)).toBeUndefined();
+    expect(cache.peek('o', -1, 10)).toBeUndefined();
+    expect(cache.peek('o', 0, 0)).toBeUndefined();
+    expect(mem.gets).toBe(gets);
+    expect(cache.stats).toEqual(stats);
+    // peek does not make a block recent: after a peek of block 0 alone, reading block 2 still
+    // evicts block 0 (the oldest), not block 1.
+    expect(cache.peek('o', 0, 10)!.equals(body.subarray(0, 10))).toBe(true);
+    await cache.readInto([{ object: 'o', objectOffset: 1024, length: 276, at: 0 }], Buffer.alloc(276));
+    expect(cache.peek('o', 0, 10)).toBeUndefined();
+    expect(cache.peek('o', 512, 10)!.equals(body.subarray(512, 522))).toBe(true);
+    // A kept last block shorter than the asked range (the object ends first) is a miss.
+    expect(cache.peek('o', 1024, 276)!.equals(body.subarray(1024))).toBe(true);
+    expect(cache.peek('o', 1024, 300)).toBeUndefined();
+    await mem.close();
+  });
+
   it('blocks of one ranged get share its buffer, and the bound counts that buffer once, until its last block goes', async () => {
     const mem = new MemoryObjectStore();
     const data = randomBytes(2 * MiB);

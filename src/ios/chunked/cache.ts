@@ -270,6 +270,35 @@ export class BlockCache {
     return scheduled;
   }
 
+  /**
+   * A copy of bytes [offset, offset+length) of `object` if every block covering them is kept in
+   * memory, else undefined. For background readers (compaction): nothing is fetched, the LRU order
+   * and the hit/miss counters are left alone, and a block shorter than the range (the object ends
+   * earlier) is a miss. Blocks are immutable, so the copy is exactly the object's bytes.
+   */
+  peek(object: string, offset: number, length: number): Buffer | undefined {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length <= 0) return undefined;
+    const B = this.blockBytes;
+    const first = Math.floor(offset / B);
+    const last = Math.floor((offset + length - 1) / B);
+    const found: Buffer[] = [];
+    for (let b = first; b <= last; b++) {
+      const kept = this.blocks.get(this.keyOf(object, b));
+      if (kept === undefined) return undefined;
+      const end = Math.min(offset + length, (b + 1) * B);
+      if (b * B + kept.length < end) return undefined;
+      found.push(kept);
+    }
+    const out = Buffer.allocUnsafe(length);
+    for (let i = 0; i < found.length; i++) {
+      const start = (first + i) * B;
+      const from = Math.max(offset, start);
+      const to = Math.min(offset + length, start + B);
+      found[i]!.copy(out, from - offset, from - start, to - start);
+    }
+    return out;
+  }
+
   // ---- internals ----
 
   private keyOf(object: string, block: number): string {

@@ -8,7 +8,14 @@
 //       finished first;
 //   (c) compaction: runs of many small extents of a fork are read, written as one new segment and
 //       mapped over it with ext.rewrite, which applies only if the extents are still exactly those
-//       read (else 'stale': the new segment is deleted; it was never referenced);
+//       read (else 'stale': the new segment is deleted; it was never referenced). Compaction is
+//       background work and must not starve the clients: a run's pieces come from the node's read
+//       cache when it holds them (recently written small segments are kept there), else from the
+//       store with few gets in flight (limits.collectorCompactGetsInFlightMax); and a pass that
+//       started while the shares were quiet stops as soon as they are written again (yields),
+//       dropping the run it was reading. Measured on a chunked share on RGW before this rule:
+//       random 4 KiB writes at 32 connections fell from ~2,500/s to 259-335/s (p50 86-134 ms) for
+//       the ~8 s a pass spent issuing thousands of 4 KiB range gets, all on the main thread;
 //   (d) orphan sweep: segments of superseded writers that nothing references (below).
 //
 // When is an unreferenced object old enough to delete? A reader (on any node) that resolved an
@@ -94,9 +101,17 @@ export interface CollectorOptions {
   /**
    * True while the shares are being written (cli: a write in the last limits.collectorCompactQuietMs).
    * Compaction then waits, at most limits.collectorCompactDeferPassesMax passes in a row; a pass that
-   * waited that long compacts at most limits.collectorCompactBusyBytesPerPass.
+   * waited that long compacts at most limits.collectorCompactBusyBytesPerPass. A pass that started
+   * quiet stops compacting once this turns true.
    */
   busy?: () => boolean;
+  /**
+   * The bytes [offset, offset+length) of `object` if the node's read cache holds them in memory
+   * (cli: BlockCache.peek), else undefined: compaction then gets them from the store.
+   */
+  cached?: (object: string, offset: number, length: number) => Buffer | undefined;
+  /** Range gets one compaction keeps in flight (limits.collectorCompactGetsInFlightMax). */
+  compactGetsInFlight?: number;
 }
 
 export interface CollectorStats {
@@ -109,6 +124,11 @@ export interface CollectorStats {
   compactions: number;
   compactionsStale: number;
   compactionsFailed: number;
+  /** Runs dropped half-read because the shares were written again (the pass stopped compacting). */
+  compactionsYielded: number;
+  /** Pieces of runs found in the read cache, and fetched from the store. */
+  compactPiecesCached: number;
+  compactPiecesFetched: number;
   /** Extent records removed by compaction (before minus after) and bytes rewritten. */
   extentsCompacted: number;
   bytesRewritten: number;
@@ -128,6 +148,7 @@ export interface PassResult {
   bytesFreed: number;
   compactions: number;
   compactionsStale: number;
+  compactionsYielded: number;
   extentsCompacted: number;
   orphansDeleted: number;
   orphanBytesFreed: number;
@@ -151,6 +172,9 @@ export class Collector {
     compactions: 0,
     compactionsStale: 0,
     compactionsFailed: 0,
+    compactionsYielded: 0,
+    compactPiecesCached: 0,
+    compactPiecesFetched: 0,
     extentsCompacted: 0,
     bytesRewritten: 0,
     orphanKeysListed: 0,
@@ -176,6 +200,8 @@ export class Collector {
   private readonly orphansPerPass: number;
   private readonly leaseMarginMs: number;
   private readonly busy: (() => boolean) | undefined;
+  private readonly cached: CollectorOptions['cached'];
+  private readonly compactGets: number;
   /** Passes in a row that deferred compaction. */
   private compactDeferred = 0;
   /** Per node: (epoch, monotonic ms) samples, oldest first (the orphan sweep's grace). */
@@ -212,6 +238,9 @@ export class Collector {
     this.orphansPerPass = opts.orphansPerPass ?? limits.collectorOrphansPerPass;
     this.leaseMarginMs = opts.leaseMarginMs ?? limits.chunkedLeaseMarginMs;
     this.busy = opts.busy;
+    this.cached = opts.cached;
+    this.compactGets = opts.compactGetsInFlight ?? limits.collectorCompactGetsInFlightMax;
+    if (!Number.isSafeInteger(this.compactGets) || this.compactGets < 1) throw new RangeError('Collector: compactGetsInFlight must be a positive integer');
     for (const [n, v] of [
       ['graceMs', this.graceMs],
       ['positionLag', this.positionLag],
@@ -326,24 +355,26 @@ export class Collector {
 
   private async pass(): Promise<PassResult> {
     this.sample();
-    const r: PassResult = { reapSlices: 0, objectsDeleted: 0, bytesFreed: 0, compactions: 0, compactionsStale: 0, extentsCompacted: 0, orphansDeleted: 0, orphanBytesFreed: 0 };
+    const r: PassResult = { reapSlices: 0, objectsDeleted: 0, bytesFreed: 0, compactions: 0, compactionsStale: 0, compactionsYielded: 0, extentsCompacted: 0, orphansDeleted: 0, orphanBytesFreed: 0 };
     await this.reap(r);
     await this.deleteGarbage(r);
     if (this.compact !== undefined) {
-      if (this.busy?.() !== true) {
+      const busy = this.busy;
+      if (busy?.() !== true) {
         this.compactDeferred = 0;
-        await this.compactRuns(r, this.compact.bytesPerPass);
+        // Started quiet: the clients come first again as soon as they write.
+        await this.compactRuns(r, this.compact.bytesPerPass, busy ?? (() => false));
       } else if (++this.compactDeferred > limits.collectorCompactDeferPassesMax) {
         // Written to without pause: compact a little anyway, so fragmentation cannot grow forever.
         this.compactDeferred = 0;
-        await this.compactRuns(r, Math.min(this.compact.bytesPerPass, limits.collectorCompactBusyBytesPerPass));
+        await this.compactRuns(r, Math.min(this.compact.bytesPerPass, limits.collectorCompactBusyBytesPerPass), () => false);
       } else {
         this.stats.compactionPassesDeferred++;
       }
     }
     if (!this.stopping) await this.sweepOrphans(r);
     this.stats.passes++;
-    if (r.reapSlices + r.objectsDeleted + r.compactions + r.compactionsStale + r.orphansDeleted > 0) {
+    if (r.reapSlices + r.objectsDeleted + r.compactions + r.compactionsStale + r.compactionsYielded + r.orphansDeleted > 0) {
       this.log.info({ ...r, totals: { ...this.stats } }, 'collector pass');
     }
     return r;
@@ -560,29 +591,41 @@ export class Collector {
     });
   }
 
-  private async compactRuns(r: PassResult, bytesPerPass: number): Promise<void> {
+  /** Rewrites the runs found, until `yieldTo` turns true (then the run being read is dropped). */
+  private async compactRuns(r: PassResult, bytesPerPass: number, yieldTo: () => boolean): Promise<void> {
     for (const run of this.findRuns(bytesPerPass)) {
       if (this.stopping) break;
-      await this.rewrite(run, r);
+      if (!(await this.rewrite(run, r, yieldTo))) break;
     }
   }
 
-  private async rewrite(run: Run, r: PassResult): Promise<void> {
+  /** One run; false if it yielded (the pass should stop compacting). */
+  private async rewrite(run: Run, r: PassResult, yieldTo: () => boolean): Promise<boolean> {
+    if (yieldTo()) {
+      r.compactionsYielded++;
+      this.stats.compactionsYielded++;
+      return false;
+    }
     // Read the run's bytes (the objects are referenced: no collector deletes them within graceMs).
-    let parts: Buffer[];
+    let parts: Buffer[] | undefined;
     try {
-      parts = await fetchAll(this.store, run.extents);
+      parts = await this.readRun(run.extents, yieldTo);
     } catch (err) {
       this.stats.compactionsFailed++;
       this.log.warn({ err, fork: run.fork }, 'collector: compaction read failed');
-      return;
+      return true;
+    }
+    if (parts === undefined) {
+      r.compactionsYielded++;
+      this.stats.compactionsYielded++;
+      return false;
     }
     // Compaction segments are segments too: written only under a valid lease (segments.ts, fencing).
     const fenced = leaseRefusal(this.meta, this.clock.nowMs(), this.leaseMarginMs);
     if (fenced !== undefined) {
       this.stats.compactionsFailed++;
       this.log.warn({ fork: run.fork, reason: fenced }, 'collector: compaction not written (fenced)');
-      return;
+      return true;
     }
     const { epoch } = this.meta.membership;
     const object = `${this.segPrefix}${epoch}/${nextSeq(this.meta).toString(16).padStart(16, '0')}`;
@@ -600,7 +643,7 @@ export class Collector {
     } catch (err) {
       this.stats.compactionsFailed++;
       this.log.warn({ err, fork: run.fork }, 'collector: compaction segment put failed');
-      return;
+      return true;
     }
     let res: CommandResult | undefined;
     try {
@@ -615,7 +658,7 @@ export class Collector {
       r.extentsCompacted += removed;
       this.stats.extentsCompacted += removed;
       this.stats.bytesRewritten += run.bytes;
-      return;
+      return true;
     }
     if (res !== undefined && res.code === 'stale') {
       r.compactionsStale++;
@@ -629,6 +672,42 @@ export class Collector {
     if (this.meta.read((tx) => objectRefs(tx, object)) === 0 && (res !== undefined || this.meta.failure === undefined)) {
       await this.store.deleteMany([object]).catch(() => undefined);
     }
+    return true;
+  }
+
+  /**
+   * The bytes of every extent, in order: from the read cache when it holds them, else from the
+   * store, at most compactGets gets in flight. Undefined if `yieldTo` turned true meanwhile (no
+   * further get is started; those in flight are let finish and dropped).
+   */
+  private async readRun(extents: readonly MappedExtent[], yieldTo: () => boolean): Promise<Buffer[] | undefined> {
+    const out: Buffer[] = new Array<Buffer>(extents.length);
+    const missing: number[] = [];
+    for (let i = 0; i < extents.length; i++) {
+      const e = extents[i]!;
+      const b = this.cached?.(e.object, e.objectOffset, e.length);
+      if (b !== undefined && b.length === e.length) out[i] = b;
+      else missing.push(i);
+    }
+    this.stats.compactPiecesCached += extents.length - missing.length;
+    let next = 0;
+    let yielded = false;
+    const worker = async (): Promise<void> => {
+      while (next < missing.length && !yielded) {
+        if (yieldTo()) {
+          yielded = true;
+          return;
+        }
+        const i = missing[next++]!;
+        const e = extents[i]!;
+        const b = await this.store.get(e.object, { offset: e.objectOffset, length: e.length });
+        if (b.length !== e.length) throw new Error(`object ${e.object} holds ${b.length} of ${e.length} bytes at ${e.objectOffset}`);
+        this.stats.compactPiecesFetched++;
+        out[i] = b;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.compactGets, missing.length) }, worker));
+    return yielded ? undefined : out;
   }
 }
 
@@ -644,20 +723,4 @@ function reduces(extents: readonly MappedExtent[]): boolean {
     end = e.offset + e.length;
   }
   return groups * 2 <= extents.length;
-}
-
-async function fetchAll(store: ObjectStore, extents: readonly MappedExtent[]): Promise<Buffer[]> {
-  const out: Buffer[] = new Array<Buffer>(extents.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < extents.length) {
-      const i = next++;
-      const e = extents[i]!;
-      const b = await store.get(e.object, { offset: e.objectOffset, length: e.length });
-      if (b.length !== e.length) throw new Error(`object ${e.object} holds ${b.length} of ${e.length} bytes at ${e.objectOffset}`);
-      out[i] = b;
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limits.chunkedReadGetsInFlightMax, extents.length) }, worker));
-  return out;
 }
