@@ -17,7 +17,9 @@ import { chunkedKinds, failed, kindLabel, serverKinds, workloadIds, type ServerK
 import { renderResults, renderTable, type ReportHeader } from './lib/report.js';
 import { buildTools, type BuiltTools } from './lib/tools.js';
 import { treeCpuSeconds } from './lib/proc.js';
-import { smbclient, workloads, type BenchEnv, type BenchParams } from './lib/workloads.js';
+import { needTools, runRandio, seqTimeoutMs, smbclient, smbclientFailure, smbclientRate, workloads, type BenchEnv, type BenchParams } from './lib/workloads.js';
+import { renderPaired, runPaired, type PairedCase, type PairedResult } from './lib/paired.js';
+import { toolFailure } from './lib/tools.js';
 import { rawCasesById, renderRawS3, runRawCases, runRawS3, type RawComparison, type RawResult, type SameRgwBaselines } from './lib/s3raw.js';
 import { otherSections } from './lib/results-section.js';
 
@@ -26,7 +28,8 @@ const repoRoot = resolve(benchDir, '..');
 const outDir = join(benchDir, 'out');
 
 const usage = `usage: npx tsx bench/run.ts [--only seq,rand,meta,echo] [--quick] [--size-gib N] [--duration S]
-                             [--files N] [--targets samba,tessera,chunked,rgw] [--workdir DIR] [--keep] [--no-results-md]
+                             [--files N] [--targets samba,tessera,chunked,rgw] [--paired N] [--workdir DIR] [--keep]
+                             [--no-results-md]
   --only        workloads to run (default: all)
   --quick       smoke run: 0.125 GiB, 3 s per run, 1000 files (explicit flags still win)
   --size-gib    size of the sequential transfer and of the random-IO file (default 1)
@@ -37,6 +40,9 @@ const usage = `usage: npx tsx bench/run.ts [--only seq,rand,meta,echo] [--quick]
                 local-directory store + local log), rgw (chunked share on a Ceph RGW started by the bench
                 + local log; also raw S3 throughput on an RGW). The chunked targets run seq and rand only.
   --servers     same as --targets
+  --paired      rounds of the paired comparisons on the rgw target's own RGW (default 5; 0: none): its
+                sequential put against raw 8 MiB puts at 2 in flight, its random 4 KiB writes at 32
+                connections against synchronous 4 KiB puts, run alternately, each round's ratio kept
   --workdir     where shares and data go (default: a fresh directory on tmpfs /dev/shm when it has room,
                 else under ${tmpdir()}); a default workdir is removed unless --keep
   --no-results-md  do not overwrite bench/RESULTS.md (JSON still goes to bench/out/)`;
@@ -68,6 +74,7 @@ const { values: flags } = parseArgs({
     duration: { type: 'string' },
     files: { type: 'string' },
     repeat: { type: 'string' },
+    paired: { type: 'string' },
     servers: { type: 'string' },
     targets: { type: 'string' },
     workdir: { type: 'string' },
@@ -97,6 +104,10 @@ const params: BenchParams = {
   metaFiles: Math.round(positive(flags.files, quick ? 1000 : 10000, 'files')),
   metaPhaseMaxS: 120,
 };
+const pairedRounds = flags.paired === undefined ? 5 : Number(flags.paired);
+if (!Number.isInteger(pairedRounds) || pairedRounds < 0 || pairedRounds > 100) fail('--paired must be an integer from 0 to 100');
+/** Bytes of each paired sequential put (bounded: the memstore OSD keeps every object in RAM). */
+const pairedSeqBytes = Math.min(sizeBytes, 256 * 1024 ** 2);
 
 const log = (msg: string): void => {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -218,6 +229,8 @@ async function main(): Promise<number> {
   const randSource = join(workdir, 'rand-source.bin');
   log('creating data files');
   if (selected.includes('seq')) createDataFile(seqSource, params.seqBytes);
+  const pairedSource = pairedSeqBytes === params.seqBytes ? seqSource : join(workdir, 'paired-source.bin');
+  if (selected.includes('seq') && servers.includes('rgw') && pairedRounds > 0 && pairedSource !== seqSource) createDataFile(pairedSource, pairedSeqBytes);
   if (selected.includes('rand')) {
     for (const k of servers) {
       const d = shareDir[k];
@@ -240,6 +253,7 @@ async function main(): Promise<number> {
       return undefined;
     }
   };
+  const paired: PairedResult[] = [];
   const startError: Partial<Record<ServerKind, string>> = {};
   const ran = new Set<ServerKind>();
   for (const wid of selected) {
@@ -301,6 +315,13 @@ async function main(): Promise<number> {
       // Outside the CPU window above: these requests are the baseline's, not the target's.
       if (kind === 'rgw' && rgw !== undefined && wid === 'rand') same.randAfter = await sameRaw(rgw, ['put-4k-1']);
       if (kind === 'rgw' && rgw !== undefined && wid === 'seq') same.seq = await sameRaw(rgw, ['put-8m-2', 'put-8m-16']);
+      if (kind === 'rgw' && rgw !== undefined && pairedRounds > 0 && serverAlive(server)) {
+        const c = wid === 'seq' ? pairedSeqCase(env, rgw, pairedSource, pairedSeqBytes) : wid === 'rand' ? pairedRandCase(env, rgw) : undefined;
+        if (c !== undefined) {
+          log(`paired (same RGW): ${c.id}, ${pairedRounds} rounds`);
+          paired.push(await runPaired(c, pairedRounds, log));
+        }
+      }
       const died = !serverAlive(server);
       if (died) fillMissing(`${kind} exited during the workload`);
       const anyError = table.rows.some((r) => r.results[kind]?.error !== undefined);
@@ -344,7 +365,8 @@ async function main(): Promise<number> {
       `on a fresh RGW started as for the Chunked-RGW target; ${params.durationS} s per case or ${Math.max(512, (2 * params.seqBytes) / 1024 ** 2)} MiB, whichever comes first; puts cycle over 64 keys per size, gets read them back. ` +
       'Rows marked "same RGW" ran on the RGW that served the Chunked-RGW target, in bucket tessera-raw-same, just before and after that target\'s rows (outside their timed windows). ' +
       'The chunked driver seals a segment at 8 MiB or 2 ms after its first write (limits.chunkedSegmentBytes, chunkedGroupCommitMs), then commits its extent-map update to the local log before answering.';
-    extra.push(raw !== null ? renderRawS3(raw, cmp, note) : `### Raw S3 on Ceph RGW\n\nFAILED: ${rawError ?? 'not run'}`);
+    // The same-RGW and paired rows do not depend on the fresh RGW: they are shown even if it failed.
+    extra.push([renderRawS3(raw, cmp, note, rawError ?? 'not run'), renderPaired(paired)].filter((x) => x !== '').join('\n\n'));
     process.stdout.write(`\n${extra[extra.length - 1]}\n`);
   }
 
@@ -378,7 +400,7 @@ async function main(): Promise<number> {
   header.machine['load average (1/5/15 min) at end'] = loadavg().map((l) => l.toFixed(2)).join(' ');
   const md = renderResults(header, tables);
   const stamp = started.toISOString().replace(/[:.]/g, '-');
-  const json = JSON.stringify({ header, params, tables, rawS3: raw, rawS3Error: rawError, rawS3SameRgw: same }, null, 2);
+  const json = JSON.stringify({ header, params, tables, rawS3: raw, rawS3Error: rawError, rawS3SameRgw: same, pairedRgw: paired }, null, 2);
   writeFileSync(join(outDir, `results-${stamp}.json`), json);
   writeFileSync(join(outDir, 'results-latest.json'), json);
   if (!flags['no-results-md']) {
@@ -391,6 +413,72 @@ async function main(): Promise<number> {
   // The reference must work: a failed Samba row means the harness or the machine is broken.
   const sambaFailures = tables.flatMap((t) => t.rows).filter((r) => r.results.samba !== undefined && r.results.samba.value === null);
   return sambaFailures.length > 0 ? 1 : 0;
+}
+
+/**
+ * The sequential put of the Chunked-RGW target (smbclient, unsigned) against raw 8 MiB puts at 2 in
+ * flight (the segments smbclient's two outstanding 8 MiB WRITEs become), the same bytes each. The
+ * target's figure is smbclient's own rate (open, writes, close), as the baseline's excludes setting
+ * up its connections (runRawCases warms them first); the seq table's wall-clock rate also counts
+ * connect and logon.
+ */
+function pairedSeqCase(env: BenchEnv, rgw: Rgw, source: string, bytes: number): PairedCase {
+  const mib = bytes / 1024 ** 2;
+  return {
+    id: 'seq-put',
+    label: `sequential write on Chunked-RGW (smbclient put, unsigned, ${mib} MiB) / raw 8 MiB puts, 2 in flight (${mib} MiB)`,
+    unit: 'MiB/s',
+    targetLabel: "Chunked-RGW put (smbclient's rate)",
+    baselineLabel: 'raw 8 MiB puts, 2 in flight',
+    aim: '0.8x',
+    notes: [
+      "Target: smbclient's own rate for the put (from opening the file to closing it: every WRITE answered, so every byte in a stored segment and mapped in the log); the seq table's rate also counts starting smbclient, connecting and logging on.",
+      'Baseline: the same bytes as 8 MiB puts, 2 in flight (runRawCases, after an untimed wave that opens the connections), in bucket tessera-raw-same of the same RGW.',
+      'The order alternates: baseline first in odd rounds, target first in even ones.',
+    ],
+    target: async () => {
+      const r = await smbclient(env, 'off', `put "${source}" paired.bin`, seqTimeoutMs(bytes));
+      const why = smbclientFailure(r, 'put', bytes);
+      if (why !== null) throw new Error(why);
+      const gibs = smbclientRate(r.out);
+      if (gibs === null) throw new Error('smbclient printed no rate');
+      return gibs * 1024;
+    },
+    baseline: async () => {
+      const [res] = await runRawCases(rgw, 'tessera-raw-same', rawCasesById(['put-8m-2']), { durationS: 3600, maxBytes: bytes, log });
+      if (res === undefined || res.errors > 0 || res.ops === 0) throw new Error(res?.firstError ?? 'no puts');
+      return res.mibPerS;
+    },
+  };
+}
+
+/** Random 4 KiB writes at 32 connections on the Chunked-RGW target against synchronous 4 KiB puts. */
+function pairedRandCase(env: BenchEnv, rgw: Rgw): PairedCase {
+  return {
+    id: 'rand-4k-32',
+    label: `random 4 KiB writes on Chunked-RGW, 32 connections QD1 / synchronous 4 KiB puts (${env.params.durationS} s each)`,
+    unit: 'ops/s',
+    targetLabel: 'Chunked-RGW writes/s',
+    baselineLabel: 'synchronous puts/s',
+    aim: '20x',
+    notes: [
+      'Target: randio, 32 processes, one 4 KiB write in flight each, on rand.bin (as the rand table). Baseline: one 4 KiB put at a time, as long, same RGW.',
+      'The order alternates: baseline first in odd rounds, target first in even ones.',
+    ],
+    target: async () => {
+      const run = await runRandio(env, needTools(env), 4096, 'write', 32);
+      const why = toolFailure(run);
+      if (why !== null) throw new Error(why);
+      const rate = run.json?.['rate'];
+      if (typeof rate !== 'number') throw new Error('randio printed no rate');
+      return rate;
+    },
+    baseline: async () => {
+      const [res] = await runRawCases(rgw, 'tessera-raw-same', rawCasesById(['put-4k-1']), { durationS: env.params.durationS, maxBytes: 1024 ** 3, log });
+      if (res === undefined || res.errors > 0 || res.ops === 0) throw new Error(res?.firstError ?? 'no puts');
+      return res.opsPerS;
+    },
+  };
 }
 
 /**

@@ -212,13 +212,15 @@ export interface SameRgwBaselines {
 
 const f1 = (v: number): string => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
 
-export function renderRawS3(results: RawResult[], cmp: RawComparison, note: string): string {
-  const lines = [
-    '### Raw S3 on Ceph RGW (@aws-sdk/client-s3), beside the Chunked-RGW target',
-    '',
-    '| case | ops/s | MiB/s | latency p50 / p99 ms | errors |',
-    '|---|---:|---:|---:|---:|',
-  ];
+/**
+ * The raw-S3 section. `fresh` is null when the fresh RGW failed (`freshError` says why): the rows
+ * measured on the target's own RGW are still shown.
+ */
+export function renderRawS3(fresh: RawResult[] | null, cmp: RawComparison, note: string, freshError: string): string {
+  const results = fresh ?? [];
+  const lines = ['### Raw S3 on Ceph RGW (@aws-sdk/client-s3), beside the Chunked-RGW target', ''];
+  if (fresh === null) lines.push(`Fresh RGW: FAILED: ${freshError}`, '');
+  else lines.push('| case | ops/s | MiB/s | latency p50 / p99 ms | errors |', '|---|---:|---:|---:|---:|');
   for (const r of results) {
     lines.push(
       `| ${r.label} | ${f1(r.opsPerS)} | ${f1(r.mibPerS)} | ${r.latMs ? `${r.latMs.p50.toFixed(2)} / ${r.latMs.p99.toFixed(2)}` : '-'} | ${r.errors > 0 ? `${r.errors}: ${(r.firstError ?? '').slice(0, 80)}` : '0'} |`,
@@ -226,7 +228,7 @@ export function renderRawS3(results: RawResult[], cmp: RawComparison, note: stri
   }
   const put8 = results.find((r) => r.id === 'put-8m-16');
   const put4k = results.find((r) => r.id === 'put-4k-1');
-  lines.push('', '| ratio | value | aim |', '|---|---:|---:|');
+  lines.push(...(fresh === null ? [] : ['']), '| ratio | value | aim |', '|---|---:|---:|');
   const seq = cmp.seqPutMiBs !== null && put8 && put8.mibPerS > 0 && put8.errors === 0 ? `${(cmp.seqPutMiBs / put8.mibPerS).toFixed(2)}x (${f1(cmp.seqPutMiBs)} / ${f1(put8.mibPerS)} MiB/s)` : '-';
   lines.push(`| sequential write on Chunked-RGW (smbclient put, unsigned) / raw 8 MiB puts, 16 in flight | ${seq} | 0.8x |`);
   const put2 = results.find((r) => r.id === 'put-8m-2');

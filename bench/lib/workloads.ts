@@ -6,6 +6,7 @@ import type { RunningServer } from '../../test/helpers/servers.js';
 import { failed, serverKinds, type Measure, type ServerKind, type Table, type WorkloadId } from './model.js';
 import { processTree, treeCpuSeconds, waitTreeSettled } from './proc.js';
 import { cpuBetween, runTool, toolFailure, type BuiltTools, type ToolRun } from './tools.js';
+import { median } from './paired.js';
 
 export interface BenchParams {
   /** Bytes moved by each sequential put/get. */
@@ -66,7 +67,7 @@ function renderLatency(m: Measure): string {
   return lat ? `${fmtUs(lat['p50'])} / ${fmtUs(lat['p99'])}` : '-';
 }
 
-function needTools(env: BenchEnv): BuiltTools {
+export function needTools(env: BenchEnv): BuiltTools {
   if (env.tools === null) throw new Error(`C tools unavailable: ${env.toolsError ?? 'not built'}`);
   return env.tools;
 }
@@ -84,7 +85,7 @@ const seqModes = [
   { mode: 'encrypt', label: 'encrypted' },
 ] as const;
 
-interface SmbclientRun {
+export interface SmbclientRun {
   code: number | null;
   out: string;
   seconds: number;
@@ -122,9 +123,25 @@ export function smbclient(env: Pick<BenchEnv, 'server' | 'share' | 'authFile' | 
 }
 
 /** smbclient's own rate for the last transfer ("(average N kb/s)", KiB/s), in GiB/s. */
-function smbclientRate(out: string): number | null {
+export function smbclientRate(out: string): number | null {
   const m = /\(average ([\d.]+) (?:kb\/s|KiloBytes\/sec)\)/.exec(out);
   return m ? Number(m[1]) / (1024 * 1024) : null;
+}
+
+/** Why an smbclient put or get of `bytes` did not do what it was asked, or null when it did. */
+export function smbclientFailure(r: SmbclientRun, dir: 'put' | 'get', bytes: number): string | null {
+  if (r.timedOut) return 'timed out';
+  const status = /NT_STATUS_[A-Z0-9_]+/.exec(r.out)?.[0];
+  const expect = dir === 'put' ? /putting file/ : new RegExp(`getting file .* of size ${bytes} as`);
+  if (r.code !== 0 || status !== undefined || !expect.test(r.out)) {
+    return `smbclient exit ${r.code}${status ? `, ${status}` : ''}: ${r.out.trim().split('\n').slice(-1)[0] ?? ''}`;
+  }
+  return null;
+}
+
+/** Generous: 10 MiB/s would already be a failure worth reporting. */
+export function seqTimeoutMs(bytes: number): number {
+  return 60_000 + Math.ceil(bytes / (10 * 1024 * 1024)) * 1000;
 }
 
 export const seqWorkload: Workload = {
@@ -156,8 +173,7 @@ export const seqWorkload: Workload = {
   async run(env, record) {
     const bytes = env.params.seqBytes;
     const gib = bytes / GiB;
-    // Generous: 10 MiB/s would already be a failure worth reporting.
-    const timeoutMs = 60_000 + Math.ceil(bytes / (10 * 1024 * 1024)) * 1000;
+    const timeoutMs = seqTimeoutMs(bytes);
     for (const { mode } of seqModes) {
       for (const dir of ['put', 'get'] as const) {
         const rowId = `${mode}-${dir}`;
@@ -173,12 +189,8 @@ export const seqWorkload: Workload = {
           // Let Samba's per-connection smbd exit and be reaped so its CPU lands in the parent.
           await waitTreeSettled(pid, treeBefore, 5000);
           const cpu1 = treeCpuSeconds(pid);
-          const status = /NT_STATUS_[A-Z0-9_]+/.exec(r.out)?.[0];
-          const expect = dir === 'put' ? /putting file/ : new RegExp(`getting file .* of size ${bytes} as`);
-          if (r.timedOut) error = 'timed out';
-          else if (r.code !== 0 || status !== undefined || !expect.test(r.out))
-            error = `smbclient exit ${r.code}${status ? `, ${status}` : ''}: ${r.out.trim().split('\n').slice(-1)[0] ?? ''}`;
-          else runs.push({ seconds: r.seconds, cpuS: cpu1 - cpu0, smbclientGiBs: smbclientRate(r.out) });
+          error = smbclientFailure(r, dir, bytes);
+          if (error === null) runs.push({ seconds: r.seconds, cpuS: cpu1 - cpu0, smbclientGiBs: smbclientRate(r.out) });
         }
         if (error !== null) {
           record(rowId, failed(error));
@@ -198,12 +210,6 @@ export const seqWorkload: Workload = {
   },
 };
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
 // ---------------------------------------------------------------------------------------------
 // 2. Random IO through libsmbclient
 
@@ -212,6 +218,17 @@ for (const bs of [4096, 65536])
   for (const mode of ['read', 'write'] as const) for (const procs of [1, 8]) randCases.push({ bs, mode, procs });
 // Many writers at once: what group commit gathers (a Hyper-V host keeps dozens of I/Os in flight).
 randCases.splice(randCases.findIndex((c) => c.bs === 4096 && c.mode === 'write' && c.procs === 8) + 1, 0, { bs: 4096, mode: 'write', procs: 32 });
+
+/** One randio run on the share's random-IO file: `procs` connections, QD1 each, params.durationS. */
+export function runRandio(env: BenchEnv, tools: BuiltTools, bs: number, mode: 'read' | 'write', procs: number): Promise<ToolRun> {
+  return runTool(
+    tools.randio,
+    ['-u', smbUrl(env, `/${env.randFile}`), '-U', env.user, '-P', env.password, '-c', env.clientConf,
+      '-b', String(bs), '-m', mode, '-j', String(procs), '-d', String(env.params.durationS)],
+    env.server.pid,
+    (env.params.durationS + 120) * 1000,
+  );
+}
 
 export const randWorkload: Workload = {
   id: 'rand',
@@ -238,13 +255,7 @@ export const randWorkload: Workload = {
     const tools = needTools(env);
     for (const c of randCases) {
       const rowId = `${c.bs}-${c.mode}-${c.procs}`;
-      const run = await runTool(
-        tools.randio,
-        ['-u', smbUrl(env, `/${env.randFile}`), '-U', env.user, '-P', env.password, '-c', env.clientConf,
-          '-b', String(c.bs), '-m', c.mode, '-j', String(c.procs), '-d', String(env.params.durationS)],
-        env.server.pid,
-        (env.params.durationS + 120) * 1000,
-      );
+      const run = await runRandio(env, tools, c.bs, c.mode, c.procs);
       record(rowId, toolMeasure(run, 'start', 'end', (j) => num(j['rate']), (j) => num(j['ops'])));
       env.log(`  rand ${rowId}: ${describe(run)}`);
     }
