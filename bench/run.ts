@@ -107,7 +107,7 @@ const params: BenchParams = {
 const pairedRounds = flags.paired === undefined ? 5 : Number(flags.paired);
 if (!Number.isInteger(pairedRounds) || pairedRounds < 0 || pairedRounds > 100) fail('--paired must be an integer from 0 to 100');
 /** Bytes of each paired sequential put (bounded: the memstore OSD keeps every object in RAM). */
-const pairedSeqBytes = Math.min(sizeBytes, 256 * 1024 ** 2);
+const pairedSeqBytes = Math.min(sizeBytes, 128 * 1024 ** 2);
 
 const log = (msg: string): void => {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);

@@ -358,6 +358,39 @@ describe('collector: compaction', () => {
     expect(() => new Collector({ meta: env.svc, store, clusterId: 'test', nodeId: 'n1', compactGetsInFlight: 0 })).toThrow(/compactGetsInFlight/);
   });
 
+  it('a run rewritten by a client while it is read is dropped before its segment is put (stale, nothing put)', async () => {
+    const env = await openEnv();
+    const store = new HoldingStore(env.store);
+    // No busy(): the pass does not yield (as a forced pass on a share written without pause).
+    const col = new Collector({ meta: env.svc, store, clusterId: 'test', nodeId: 'n1', graceMs: 0, positionLag: 0, compaction: { minExtents: 4, smallBytes: 8192 }, extentsPerCommandMax: BUDGET, compactGetsInFlight: 1 });
+    const { handle } = await env.share.open('stale-early.bin', { mode: 'create', write: true });
+    const model = Buffer.alloc(6 * 4096);
+    await fragment(handle, model, 6, 4096);
+    const fork = forkOf(handle);
+    env.driver.cache.clear();
+    store.getDelayMs = 10;
+    let write: Promise<unknown> | undefined;
+    store.afterGet = () => {
+      if (write !== undefined) return;
+      const b = randomBytes(5000);
+      b.copy(model, 6000);
+      write = handle.write(6000, b);
+    };
+    const r = await col.collectOnce();
+    await write;
+    expect(r.compactionsStale).toBe(1);
+    expect(r.compactions).toBe(0);
+    expect(store.puts).toBe(0);
+    expect((await handle.read(0, model.length)).equals(model)).toBe(true);
+    // Stable now: the next pass compacts (and puts its segment).
+    store.afterGet = undefined;
+    const r2 = await col.collectOnce();
+    expect(r2.compactions).toBe(1);
+    expect(store.puts).toBe(1);
+    expect(extentCount(env.svc, fork)).toBe(2);
+    expect((await handle.read(0, model.length)).equals(model)).toBe(true);
+  });
+
   it('is refused (stale) when a write changes the range meanwhile; the new segment is deleted; data stays exact', async () => {
     const env = await openEnv();
     const holding = new HoldingStore(env.store);

@@ -9,7 +9,7 @@
 //   3. gc.done drops the ('gcx', o) records of the objects the store deleted.
 // A crash between the steps leaves claims; the next pass deletes them again (deletes are idempotent).
 import { limits } from '../../base/limits.js';
-import { ok, type Command, type HandlerTable } from '../tx.js';
+import { ok, type Command, type HandlerTable, type ReadTx } from '../tx.js';
 import { applyRefs, argObjectSizes, extentsIn, remap, type RefDeltas } from './extents.js';
 import {
   Budget,
@@ -24,6 +24,25 @@ import {
   type GcRecord,
   type MappedExtent,
 } from './ns-records.js';
+
+/**
+ * True if the extents of `fork` overlapping [expect[0].offset, end of the last expected extent) are
+ * exactly `expect` (as stored, in order): ext.rewrite's guard, also asked by the collector before it
+ * puts a compaction segment that would only be refused.
+ */
+export function extentsAre(tx: ReadTx, fork: number, expect: readonly MappedExtent[]): boolean {
+  if (expect.length === 0) return false;
+  const start = expect[0]!.offset;
+  const end = endOf(expect[expect.length - 1]!);
+  const cur = extentsIn(tx, fork, start, end - start, Math.min(expect.length + 1, limits.metaReadEntriesMax));
+  return (
+    cur.length === expect.length &&
+    cur.every((c, i) => {
+      const e = expect[i]!;
+      return c.offset === e.offset && c.length === e.length && c.object === e.object && c.objectOffset === e.objectOffset;
+    })
+  );
+}
 
 export interface CollectorFamilyOptions {
   /** Extent records one command may touch (default limits.metaExtentsPerCommandMax; tests lower it). */
@@ -119,16 +138,9 @@ export function createCollectorHandlers(opts: CollectorFamilyOptions = {}): Hand
         }
         if (pos < endOf(w)) refuse('invalid', `${cmd.t}: writes[${i}] covers bytes expect does not map`);
       }
-      const start = expect[0]!.offset;
-      const end = endOf(expect[expect.length - 1]!);
-      const cur = extentsIn(tx, fork, start, end - start, Math.min(expect.length + 1, limits.metaReadEntriesMax));
-      const same =
-        cur.length === expect.length &&
-        cur.every((c, i) => {
-          const e = expect[i]!;
-          return c.offset === e.offset && c.length === e.length && c.object === e.object && c.objectOffset === e.objectOffset;
-        });
-      if (!same) refuse('stale', `${cmd.t}: the extents of fork ${fork} in [${start}, ${end}) changed`);
+      if (!extentsAre(tx, fork, expect)) {
+        refuse('stale', `${cmd.t}: the extents of fork ${fork} in [${expect[0]!.offset}, ${endOf(expect[expect.length - 1]!)}) changed`);
+      }
       const budget = new Budget(perCommand);
       const deltas: RefDeltas = new Map();
       for (const w of writes) remap(tx, fork, w.offset, endOf(w), [w], budget, deltas, cmd.t);
