@@ -20,7 +20,7 @@ import { treeCpuSeconds } from './lib/proc.js';
 import { needTools, runRandio, seqTimeoutMs, smbclient, smbclientFailure, smbclientRate, workloads, type BenchEnv, type BenchParams } from './lib/workloads.js';
 import { renderPaired, runPaired, type PairedCase, type PairedResult } from './lib/paired.js';
 import { toolFailure } from './lib/tools.js';
-import { rawCasesById, renderRawS3, runRawCases, runRawS3, type RawComparison, type RawResult, type SameRgwBaselines } from './lib/s3raw.js';
+import { rawCasesById, renderRawS3, runRawCase, runRawCases, runRawS3, type RawComparison, type RawResult, type SameRgwBaselines } from './lib/s3raw.js';
 import { otherSections } from './lib/results-section.js';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
@@ -445,9 +445,7 @@ function pairedSeqCase(env: BenchEnv, rgw: Rgw, source: string, bytes: number): 
       return gibs * 1024;
     },
     baseline: async () => {
-      const [res] = await runRawCases(rgw, 'tessera-raw-same', rawCasesById(['put-8m-2']), { durationS: 3600, maxBytes: bytes, log });
-      if (res === undefined || res.errors > 0 || res.ops === 0) throw new Error(res?.firstError ?? 'no puts');
-      return res.mibPerS;
+      return (await runRawCase(rgw, 'tessera-raw-same', 'put-8m-2', { durationS: 3600, maxBytes: bytes, log })).mibPerS;
     },
   };
 }
@@ -474,9 +472,7 @@ function pairedRandCase(env: BenchEnv, rgw: Rgw): PairedCase {
       return rate;
     },
     baseline: async () => {
-      const [res] = await runRawCases(rgw, 'tessera-raw-same', rawCasesById(['put-4k-1']), { durationS: env.params.durationS, maxBytes: 1024 ** 3, log });
-      if (res === undefined || res.errors > 0 || res.ops === 0) throw new Error(res?.firstError ?? 'no puts');
-      return res.opsPerS;
+      return (await runRawCase(rgw, 'tessera-raw-same', 'put-4k-1', { durationS: env.params.durationS, maxBytes: 1024 ** 3, log })).opsPerS;
     },
   };
 }

@@ -190,6 +190,13 @@ export function rawCasesById(ids: readonly string[]): RawCase[] {
   });
 }
 
+/** One case by id on `rgw`'s `bucket`; throws unless it completed ops without an error. */
+export async function runRawCase(rgw: Rgw, bucket: string, id: string, o: RawS3Options): Promise<RawResult> {
+  const [res] = await runRawCases(rgw, bucket, rawCasesById([id]), o);
+  if (res === undefined || res.errors > 0 || res.ops === 0) throw new Error(res?.firstError ?? `${id}: no ops`);
+  return res;
+}
+
 /** The figures the issue asks for: chunked-on-RGW against raw S3 on the same RGW build. */
 export interface RawComparison {
   /** Sequential put (unsigned smbclient) on the rgw target, MiB/s. */
@@ -211,6 +218,8 @@ export interface SameRgwBaselines {
 }
 
 const f1 = (v: number): string => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
+/** "1.23x (a / b unit)". */
+const ratioCell = (a: number, b: number, unit: string): string => `${(a / b).toFixed(2)}x (${f1(a)} / ${f1(b)} ${unit})`;
 
 /**
  * The raw-S3 section. `fresh` is null when the fresh RGW failed (`freshError` says why): the rows
@@ -229,13 +238,13 @@ export function renderRawS3(fresh: RawResult[] | null, cmp: RawComparison, note:
   const put8 = results.find((r) => r.id === 'put-8m-16');
   const put4k = results.find((r) => r.id === 'put-4k-1');
   lines.push(...(fresh === null ? [] : ['']), '| ratio | value | aim |', '|---|---:|---:|');
-  const seq = cmp.seqPutMiBs !== null && put8 && put8.mibPerS > 0 && put8.errors === 0 ? `${(cmp.seqPutMiBs / put8.mibPerS).toFixed(2)}x (${f1(cmp.seqPutMiBs)} / ${f1(put8.mibPerS)} MiB/s)` : '-';
+  const seq = cmp.seqPutMiBs !== null && put8 && put8.mibPerS > 0 && put8.errors === 0 ? ratioCell(cmp.seqPutMiBs, put8.mibPerS, 'MiB/s') : '-';
   lines.push(`| sequential write on Chunked-RGW (smbclient put, unsigned) / raw 8 MiB puts, 16 in flight | ${seq} | 0.8x |`);
   const put2 = results.find((r) => r.id === 'put-8m-2');
-  const seq2 = cmp.seqPutMiBs !== null && put2 && put2.mibPerS > 0 && put2.errors === 0 ? `${(cmp.seqPutMiBs / put2.mibPerS).toFixed(2)}x (${f1(cmp.seqPutMiBs)} / ${f1(put2.mibPerS)} MiB/s)` : '-';
+  const seq2 = cmp.seqPutMiBs !== null && put2 && put2.mibPerS > 0 && put2.errors === 0 ? ratioCell(cmp.seqPutMiBs, put2.mibPerS, 'MiB/s') : '-';
   lines.push(`| same / raw 8 MiB puts, 2 in flight (the concurrency smbclient's put allows) | ${seq2} | (context) |`);
   for (const r of cmp.rand4kWrite) {
-    const v = r.iops !== null && put4k && put4k.opsPerS > 0 && put4k.errors === 0 ? `${(r.iops / put4k.opsPerS).toFixed(2)}x (${f1(r.iops)} / ${f1(put4k.opsPerS)} per s)` : '-';
+    const v = r.iops !== null && put4k && put4k.opsPerS > 0 && put4k.errors === 0 ? ratioCell(r.iops, put4k.opsPerS, 'per s') : '-';
     lines.push(`| random 4 KiB writes/s on Chunked-RGW, ${r.conns} conn${r.conns > 1 ? 's' : ''} QD1 / synchronous 4 KiB puts/s | ${v} | 20x |`);
   }
   const same = cmp.same;
@@ -243,7 +252,7 @@ export function renderRawS3(fresh: RawResult[] | null, cmp: RawComparison, note:
     const ok = (r: RawResult | undefined): r is RawResult => r !== undefined && r.errors === 0 && r.opsPerS > 0;
     for (const id of ['put-8m-2', 'put-8m-16']) {
       const r = same.seq?.find((x) => x.id === id);
-      const v = cmp.seqPutMiBs !== null && ok(r) ? `${(cmp.seqPutMiBs / r.mibPerS).toFixed(2)}x (${f1(cmp.seqPutMiBs)} / ${f1(r.mibPerS)} MiB/s)` : '-';
+      const v = cmp.seqPutMiBs !== null && ok(r) ? ratioCell(cmp.seqPutMiBs, r.mibPerS, 'MiB/s') : '-';
       lines.push(`| same RGW: sequential write on Chunked-RGW / raw 8 MiB puts, ${r?.inFlight ?? '?'} in flight, right after the sequential rows | ${v} | 0.8x |`);
     }
     const before = same.randBefore?.find((x) => x.id === 'put-4k-1');

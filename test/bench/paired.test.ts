@@ -65,6 +65,10 @@ describe('bench paired rounds', () => {
     const none = await runPaired(spec(async () => Promise.reject(new Error('x')), async () => 1), 1, () => undefined);
     expect([none.median, none.min, none.max]).toEqual([null, null, null]);
     await expect(runPaired(spec(async () => 1, async () => 1), 0, () => undefined)).rejects.toThrow(/rounds/);
+    // A baseline of 0 gives no ratio (not Infinity), so it cannot become the median.
+    const zero = await runPaired(spec(async () => 5, async () => 0), 1, () => undefined);
+    expect(zero.rounds[0]!.ratio).toBeNull();
+    expect(zero.median).toBeNull();
     expect(median([5, 1, 3])).toBe(3);
     expect(renderPaired([])).toBe('');
   });
